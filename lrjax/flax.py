@@ -1,0 +1,169 @@
+"""Bind parameterizations to any Flax model (linen or nnx) without editing the model.
+
+``bind(params, rules, key)`` maps every leaf of a parameter tree (linen ``variables["params"]``, an nnx
+``State``, or any pytree of arrays) to a parameterization chosen by regex rules on its path ("first
+match wins", ``re.fullmatch`` on ``"layer/sub/kernel"``; a leaf no rule covers is an error naming it),
+and initialises its theta from the existing weight (``Parameterization.from_weight``: LoRA, Deep LoRA
+and subspace keep it as their frozen base, so the bound model equals the original at init).
+
+``materialize(bound)`` rebuilds a tree of the original structure, so an unmodified
+``model.apply({"params": materialize(bound)}, x)`` or ``nnx.merge(graphdef, materialize(bound))`` runs it.
+``Bound`` is a pytree: differentiate a loss with respect to it and feed it to optax directly;
+``optimizer(tx, roles(bound))`` gives frozen leaves no update and no optimizer state, and outer factors
+``outer_lr_scale * lr``.
+
+``Linear`` is an nnx layer for models written from scratch: ``Linear(4, 8, param="lowrank(2)", rngs=...)``.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from lrjax.param import FROZEN, OUTER, TRAINABLE, Parameterization, combine, from_spec, partition
+
+Rules = Sequence[tuple[str, "str | Parameterization"]]
+
+
+def path_to_str(path) -> str:
+    """``(DictKey('Dense_0'), DictKey('kernel'))`` -> ``"Dense_0/kernel"`` (nnx's trailing ``value`` dropped)."""
+    parts = []
+    for k in path:
+        for attr in ("key", "name", "idx"):
+            if hasattr(k, attr):
+                parts.append(str(getattr(k, attr)))
+                break
+        else:
+            parts.append(str(k))
+    if parts and parts[-1] in ("value", "raw_value"):
+        parts = parts[:-1]
+    return "/".join(parts)
+
+
+@jax.tree_util.register_pytree_node_class
+class Bound:
+    """A parameter tree bound to parameterizations.
+
+    ``theta``: dict ``path -> theta`` (the trainable pytree); ``params``: tuple of ``(path, param)`` in the
+    original leaf order; ``treedef``: the original tree's structure. Only ``theta`` is traced.
+    """
+
+    def __init__(self, theta: dict[str, Any], params: tuple[tuple[str, Parameterization], ...], treedef):
+        self.theta = theta
+        self.params = params
+        self.treedef = treedef
+
+    def tree_flatten(self):
+        return (self.theta,), (self.params, self.treedef)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(children[0], *aux)
+
+    def __getitem__(self, path: str):
+        return self.theta[path]
+
+    def param(self, path: str) -> Parameterization:
+        return dict(self.params)[path]
+
+    def __repr__(self):
+        rows = ",\n".join(f"  {p!r}: {q!r}" for p, q in self.params)
+        return f"Bound(\n{rows}\n)"
+
+
+def _compile_rules(rules: Rules | dict):
+    items = list(rules.items()) if isinstance(rules, dict) else list(rules)
+    out = []
+    for pattern, spec in items:
+        try:
+            out.append((pattern, re.compile(pattern), from_spec(spec)))
+        except re.error as e:
+            raise ValueError(f"bad regex {pattern!r} in binding rules: {e}") from None
+    return out
+
+
+def bind(params, rules: Rules | dict, key: jax.Array | int = 0) -> Bound:
+    """Bind every leaf of ``params`` to the first rule whose regex fully matches its path."""
+    compiled = _compile_rules(rules)
+    key = jax.random.key(key) if isinstance(key, int) else key
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
+    theta, pairs = {}, []
+    for i, (path, leaf) in enumerate(leaves):
+        name = path_to_str(path)
+        match = next((p for _, rx, p in compiled if rx.fullmatch(name)), None)
+        if match is None:
+            raise ValueError(f"no binding rule covers parameter {name!r} (shape {jnp.shape(leaf)}); "
+                             f"rules: {[r for r, _, _ in compiled]}. Add e.g. ('.*', 'frozen()') to keep "
+                             "the remaining leaves fixed, or ('.*', 'dense()') to train them")
+        try:
+            theta[name] = match.from_weight(jax.random.fold_in(key, i), jnp.asarray(leaf))
+        except ValueError as e:
+            raise ValueError(f"cannot bind {name!r} (shape {jnp.shape(leaf)}): {e}") from None
+        pairs.append((name, match))
+    return Bound(theta, tuple(pairs), treedef)
+
+
+def materialize(bound: Bound):
+    """The weights ``W`` of every leaf, in a tree of the original structure (linen dict or nnx State)."""
+    leaves = [p.materialize(bound.theta[name]) for name, p in bound.params]
+    return bound.treedef.unflatten(leaves)
+
+
+def roles(bound: Bound) -> Bound:
+    """A ``Bound`` of the same structure whose leaves are role strings (optax labels)."""
+    return Bound({name: p.roles(bound.theta[name]) for name, p in bound.params}, bound.params, bound.treedef)
+
+
+def count_params(bound: Bound) -> dict[str, int]:
+    """Scalars per role, e.g. ``{"trainable": 1234, "frozen": 50000, "outer": 0}``."""
+    out = {TRAINABLE: 0, FROZEN: 0, OUTER: 0}
+    for leaf, role in zip(jax.tree.leaves(bound), jax.tree.leaves(roles(bound))):
+        out[role] += leaf.size
+    return out
+
+
+def optimizer(tx: optax.GradientTransformation, labels, outer_lr_scale: float = 1.0) -> optax.GradientTransformation:
+    """``tx`` on trainable leaves, ``tx`` then ``scale(outer_lr_scale)`` on outer leaves (the
+    discrepant rate ``gamma * lr``), and a zero update with no state on frozen leaves.
+
+    ``labels`` is a role tree: ``roles(bound)``, or ``param.roles(theta)`` for a bare theta.
+    """
+    transforms = {TRAINABLE: tx, OUTER: optax.chain(tx, optax.scale(outer_lr_scale)),
+                  FROZEN: optax.set_to_zero()}
+    return optax.multi_transform(transforms, labels)
+
+
+class FrozenVariable(nnx.Variable):
+    """An nnx variable that optimizers built with ``wrt=nnx.Param`` do not update."""
+
+
+class Linear(nnx.Module):
+    """``y = x @ W + b`` with ``W`` given by a parameterization, applied without forming ``W`` where cheaper.
+
+    Trainable and outer leaves of theta live in ``self.theta`` (an ``nnx.Param``), frozen ones in
+    ``self.frozen`` (a ``FrozenVariable``).
+    """
+
+    def __init__(self, in_features: int, out_features: int, *, param: str | Parameterization = "dense()",
+                 use_bias: bool = True, dtype=jnp.float32, rngs: nnx.Rngs):
+        self.parameterization = from_spec(param)
+        theta = self.parameterization.init(rngs.params(), (in_features, out_features), dtype)
+        trainable, frozen = partition(theta, self.parameterization.roles(theta))
+        self.theta = nnx.Param(trainable)
+        self.frozen = FrozenVariable(frozen)
+        self.bias = nnx.Param(jnp.zeros((out_features,), dtype)) if use_bias else None
+
+    def full_theta(self):
+        return combine(self.theta.get_value(), self.frozen.get_value())
+
+    def weight(self) -> jax.Array:
+        """The materialized ``(in, out)`` weight."""
+        return self.parameterization.materialize(self.full_theta())
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = self.parameterization.apply(self.full_theta(), x)
+        return y if self.bias is None else y + self.bias.get_value()
