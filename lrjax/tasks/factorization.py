@@ -1,0 +1,38 @@
+"""Deep matrix factorization: targets and losses (Yaras et al. ICML 2024; Kwon et al. AISTATS 2024).
+
+Theta is a ``deep`` parameterization's ``{"factors": [F_1, ..., F_L]}`` with ``x @ W = x F_1 ... F_L``.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from lrjax.param.deep import product_matrix
+
+
+def low_rank_target(key, d: int, rank: int, dtype=jnp.float64, spectrum: str = "spread",
+                    n: int | None = None) -> jax.Array:
+    """A ``(d, n)`` target ``Phi = U diag(s) V^T`` of rank ``rank`` with Haar-random ``U``, ``V``.
+
+    ``spectrum="spread"``: ``s_i = 1 + (rank - i) / rank`` decreasing from ~2 to ~1 (distinct singular
+    values, as the authors' spread-spectrum data); ``"flat"``: all ones.
+    """
+    n = d if n is None else n
+    if not 0 < rank <= min(d, n):
+        raise ValueError(f"low_rank_target: rank={rank} must be in 1..{min(d, n)}")
+    ku, kv = jax.random.split(key)
+    u, _ = jnp.linalg.qr(jax.random.normal(ku, (d, rank), dtype))
+    v, _ = jnp.linalg.qr(jax.random.normal(kv, (n, rank), dtype))
+    if spectrum == "spread":
+        s = 1.0 + (rank - jnp.arange(rank, dtype=dtype)) / rank
+    elif spectrum == "flat":
+        s = jnp.ones((rank,), dtype)
+    else:
+        raise ValueError(f"low_rank_target: spectrum must be 'spread' or 'flat', got {spectrum!r}")
+    return (u * s) @ v.T
+
+
+def factorization_loss(theta, target: jax.Array) -> jax.Array:
+    """``1/2 ||F_1 ... F_L - Phi||_F^2`` (sum over entries, as in the theorem's GD recursion)."""
+    r = product_matrix(theta["factors"]) - target
+    return 0.5 * jnp.sum(r * r)
