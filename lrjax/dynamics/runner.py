@@ -45,13 +45,18 @@ def init_trackers(recorders, params) -> dict:
 
 
 def record(recorders, states, params):
-    """``(new_states, values)``: every recorder evaluated on ``params``."""
+    """``(new_states, values)``: every recorder evaluated on ``params``; a recorder returning a dict
+    ``{"a": x}`` under name ``k`` gives the key ``"k/a"``."""
     new_states, values = {}, {}
     for k, r in recorders:
         if is_tracker(r):
-            new_states[k], values[k] = r.update(states[k], params)
+            new_states[k], value = r.update(states[k], params)
         else:
-            new_states[k], values[k] = (), r(params)
+            new_states[k], value = (), r(params)
+        if isinstance(value, dict):  # flatten {"top": ..} into "name/top"
+            values.update({f"{k}/{sub}": v for sub, v in value.items()})
+        else:
+            values[k] = value
     return new_states, values
 
 

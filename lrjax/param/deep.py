@@ -143,11 +143,14 @@ def deep_lora(depth: int = 3, width: int | None = None, scale: float = 1e-3,
     return DeepLoRA(deep=Deep(depth=depth, width=width, init_method=init, scale=scale))
 
 
-def compressed_deep(depth: int, width: int, scale: float = 1e-3) -> Deep:
-    """Deep factorization ``[outer (m, w), eps I_w x depth, outer (w, n)]``; see the module docstring."""
+def compressed_deep(depth: int, width: int, scale: float | tuple[float, ...] = 1e-3) -> Deep:
+    """Deep factorization ``[outer (m, w), eps_l I_w x depth, outer (w, n)]``; see the module docstring."""
     check_positive_int("compressed_deep: depth", depth)
+    scales = tuple(scale) if isinstance(scale, (tuple, list)) else (scale,) * depth
+    if len(scales) != depth:
+        raise ValueError(f"compressed_deep: scale has {len(scales)} entries, expected depth={depth}")
     return CompressedDeep(depth=depth + 2, width=width, init_method="orthogonal",
-                          scale=(1.0,) + (scale,) * depth + (1.0,), outer_role=OUTER)
+                          scale=(1.0,) + scales + (1.0,), outer_role=OUTER)
 
 
 @dataclasses.dataclass(frozen=True)
