@@ -146,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"lrjax: error: {e}", file=sys.stderr)
         return 2
+    except FloatingPointError as e:  # lrjax.dynamics.DivergenceError
+        print(f"lrjax: the run diverged: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,0 +1,158 @@
+"""Spectral tools, the top-k tracker against jnp.linalg.svd, compression, and the theorem check."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import linen as nn
+
+import lrjax.flax as lf
+from lrjax import analysis, dynamics, param, tasks
+
+
+def _planted(key, m, n, s, dtype=jnp.float64):
+    ku, kv = jax.random.split(key)
+    u = jnp.linalg.qr(jax.random.normal(ku, (m, len(s)), dtype))[0]
+    v = jnp.linalg.qr(jax.random.normal(kv, (n, len(s)), dtype))[0]
+    return (u * jnp.asarray(s, dtype)) @ v.T, u, v
+
+
+def test_principal_angles_and_alignment():
+    e = jnp.eye(4)
+    a = e[:, :2]
+    theta = 0.3
+    b = jnp.stack([e[:, 0], jnp.cos(theta) * e[:, 1] + jnp.sin(theta) * e[:, 2]], axis=1)
+    np.testing.assert_allclose(analysis.principal_angles(a, b), [0.0, theta], atol=1e-7)
+    np.testing.assert_allclose(analysis.subspace_alignment(a, b), 1.0, atol=1e-12)
+    np.testing.assert_allclose(analysis.sin_largest_angle(a, b), np.sin(theta), atol=1e-12)
+    comp = analysis.orthogonal_complement(a)
+    np.testing.assert_allclose(comp.T @ a, 0.0, atol=1e-12)
+
+
+def test_rank_measures():
+    w, _, _ = _planted(jax.random.key(0), 8, 6, [3.0, 2.0, 1.0])
+    s = analysis.singular_values(w)
+    assert int(analysis.numerical_rank(s, shape=w.shape)) == 3
+    np.testing.assert_allclose(analysis.stable_rank(w), (9 + 4 + 1) / 9)
+    np.testing.assert_allclose(analysis.effective_rank(jnp.ones(5)), 5.0, rtol=1e-12)
+    assert 1.0 < float(analysis.effective_rank(s[:3])) < 3.0
+
+
+def test_trajectory_pca_recovers_a_line():
+    t = np.linspace(0, 1, 20)[:, None]
+    x = t * np.array([[1.0, 2.0, 0.0]]) + 5.0
+    mean, comps, ratio = analysis.trajectory_pca(x, k=1)
+    np.testing.assert_allclose(np.abs(comps[0]), np.array([1, 2, 0]) / np.sqrt(5), atol=1e-12)
+    assert ratio[0] > 1 - 1e-12
+
+
+@pytest.mark.parametrize("dtype, rtol", [(jnp.float64, 1e-12), (jnp.float32, 2e-5)])
+def test_topk_tracker_matches_svd(dtype, rtol):
+    """A slowly rotating matrix with a spectral gap: after warm-up, each step's Ritz values match svd."""
+    d, k = 40, 4
+    top = [5.0, 4.0, 3.0, 2.5]
+    w0, _, _ = _planted(jax.random.key(1), d, d, top, dtype)
+    bulk = 0.1 * jnp.linalg.qr(jax.random.normal(jax.random.key(2), (d, d), dtype))[0]
+    skew = jax.random.normal(jax.random.key(3), (d, d), dtype)
+    rot = jax.scipy.linalg.expm(1e-3 * (skew - skew.T))
+    tracker = analysis.TopKTracker(lambda w: w[None], k=k)
+    q = tracker.init(w0 + bulk)
+    w = w0 + bulk
+    update = jax.jit(tracker.update)
+    for t in range(30):
+        q, values = update(q, w)
+        if t >= 15:
+            s = jnp.linalg.svd(w, compute_uv=False)
+            np.testing.assert_allclose(values["top"][0], s[:k], rtol=rtol)
+            rms = jnp.sqrt(jnp.mean(s[k:] ** 2))
+            np.testing.assert_allclose(values["bulk_rms"][0], rms, rtol=100 * rtol)
+        w = rot @ w
+    # the bulk of w0 + bulk is not flat: spread must be clearly non-zero; a flat bulk gives ~0
+    assert float(values["bulk_spread"][0]) > 1e-3
+    flat = _planted(jax.random.key(4), d, d, top, dtype)[0]
+    u, _, vt = jnp.linalg.svd(flat)
+    flat = flat + 0.1 * u[:, k:] @ vt[k:]
+    q = tracker.init(flat)
+    for _ in range(10):
+        q, values = update(q, flat)
+    assert float(values["bulk_spread"][0]) < 1e3 * rtol
+
+
+def test_tracker_runs_inside_the_runner():
+    p = param.deep(3, scale=0.5)
+    target = tasks.low_rank_target(jax.random.key(0), 12, 2)
+    theta = p.init(jax.random.key(1), (12, 12), jnp.float64)
+    res = dynamics.run(tasks.factorization_loss, theta, optax.sgd(0.1), 60, data=target, record_every=1,
+                       recorders={"top": analysis.TopKTracker(analysis.deep_factors, k=4),
+                                  "full": analysis.factor_spectra})
+    assert res.records["top/top"].shape == (61, 3, 4)
+    # the 4th value sits ~2% above the bulk (a small gap), so it converges slowest: 1e-6 relative
+    np.testing.assert_allclose(res.records["top/top"][-20:], res.records["full"][-20:, :, :4], rtol=1e-6)
+
+
+def test_rho_recursion_single_layer_closed_form():
+    rho = analysis.rho_trajectory([0.5], eta=0.1, weight_decay=0.2, steps=3)
+    # L = 1: prod over k != l is empty (1), so rho(t+1) = rho(t) (1 - eta lam - eta)
+    np.testing.assert_allclose(rho[:, 0], 0.5 * (1 - 0.02 - 0.1) ** np.arange(4))
+
+
+@pytest.fixture(scope="module")
+def theorem_runs():
+    common = dict(d=12, rank=2, depth=3, steps=60, progress=False)
+    return {
+        "orthogonal": analysis.simulate(eps=(1.0, 0.7, 1.3), eta=0.05, weight_decay=1e-2, **common),
+        "gaussian": analysis.simulate(init="gaussian", eta=0.05, **common),
+        "too_wide": analysis.simulate(**{**common, "d": 6, "rank": 3}, eta=0.05),
+    }
+
+
+def test_theorem_holds_in_float64(theorem_runs):
+    check, traj = theorem_runs["orthogonal"]
+    assert check.passed, check
+    assert check.singular_value_error < 1e-10 and check.subspace_residual < 1e-10
+    assert check.compression_gap_ratio <= 1 + 1e-10
+    assert traj["singular_values"].shape == (61, 3, 12)
+    assert np.all(np.diff(traj["singular_values"], axis=-1) <= 0)
+
+
+@pytest.mark.parametrize("which", ["gaussian", "too_wide"])
+def test_theorem_negative_controls_fail_with_large_errors(theorem_runs, which):
+    check, _ = theorem_runs[which]
+    assert not check.passed and not check.hypotheses_hold
+    assert min(check.singular_value_error, check.subspace_residual) > 1e4 * check.tolerance
+
+
+def test_compress_deep_matches_at_init_within_prop2():
+    d, r, eps = 16, 2, 1e-2
+    deep = param.deep(3, scale=eps)
+    theta = deep.init(jax.random.key(0), (d, d), jnp.float64)
+    target = tasks.low_rank_target(jax.random.key(1), d, r)
+    cp, ct = analysis.compress(deep, theta, lambda t: tasks.factorization_loss(t, target), rank=r)
+    assert [f.shape for f in ct["factors"]] == [(d, 4), (4, 4), (4, 4), (4, 4), (4, d)]
+    gap = float(jnp.sum((deep.materialize(theta) - cp.materialize(ct)) ** 2))
+    np.testing.assert_allclose(gap, (d - 2 * r) * eps ** 6, rtol=1e-8)
+    assert cp.roles(ct)["factors"][0] == param.OUTER
+
+
+def test_compress_bound_deep_lora_model():
+    class MLP(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dense(6)(jnp.tanh(nn.Dense(10)(x)))
+
+    model, x = MLP(), jax.random.normal(jax.random.key(0), (32, 8), jnp.float64)
+    y = jax.random.normal(jax.random.key(1), (32, 6), jnp.float64)
+    params = model.init(jax.random.key(2), x)["params"]
+    bound = lf.bind(params, [(".*kernel", "deep_lora(depth=3, scale=1e-2)"), (".*", "frozen()")])
+
+    def loss(b):
+        return jnp.mean((model.apply({"params": lf.materialize(b)}, x) - y) ** 2)
+
+    small = analysis.compress_bound(bound, loss, rank=2)
+    kernel = small.param("Dense_1/kernel")
+    assert isinstance(kernel, param.DeepLoRA) and kernel.deep.width == 4
+    assert [f.shape for f in small["Dense_1/kernel"]["factors"]] == [(8, 4), (4, 4), (4, 4), (4, 4), (4, 10)]
+    # the compressed update is the projection V V^T of the original's: within eps^3 of it
+    np.testing.assert_allclose(loss(small), loss(bound), atol=1e-5)
+    counts = lf.count_params(small)
+    assert counts["outer"] == 8 * 4 + 4 * 10 + 10 * 4 + 4 * 6 and counts["trainable"] == 2 * 3 * 16
