@@ -8,7 +8,11 @@ size ``d`` it times, after compiling:
 - ``matmul_floor``: the step's six ``d x d`` matrix products and the updates written by hand in a
   ``lax.scan`` (``P = F_1 F_2``, ``W = P F_3``, ``G_3 = P^T R``, ``Q = R F_3^T``, ``G_2 = F_1^T Q``,
   ``G_1 = Q F_2^T``): what one step cannot beat;
-- ``seeds``: ``--seeds`` vmapped seeds against one seed through the runner (throughput ratio).
+- ``seeds``: ``--seeds`` vmapped seeds against one seed through the runner (throughput ratio);
+- ``track``: the runner while recording the spectra of all three factors at *every* step with
+  ``analysis.TopKTracker`` (top ``k = 2 r* + 2`` singular values by warm-started subspace iteration plus
+  the bulk's RMS and spread, which together give the full spectrum when the bulk is flat);
+- ``svd``: the runner with a full ``jnp.linalg.svd`` of the three factors at every step (the naive way).
 
 Precision is set with ``jax.default_matmul_precision`` (``highest``: true fp32 on GPUs, no TF32).
 """
@@ -21,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lrjax import dynamics, param, tasks
+from lrjax import analysis, dynamics, param, tasks
 from lrjax.runs import write_json
 
 ETA = 1e-3
@@ -37,10 +41,14 @@ def _time(fn, repeats: int = 3) -> float:
     return best
 
 
+def target_rank(d: int) -> int:
+    return max(1, min(10, d // 10))
+
+
 def _problem(d: int, key=0):
     p = param.deep(3, scale=d ** -0.5 * 3)
     theta = p.init(jax.random.key(key), (d, d), jnp.float32)
-    target = tasks.low_rank_target(jax.random.key(100), d, max(1, d // 20), jnp.float32)
+    target = tasks.low_rank_target(jax.random.key(100), d, target_rank(d), jnp.float32)
     return p, theta, target
 
 
@@ -65,9 +73,14 @@ def bench_size(d: int, steps: int, seeds: int) -> dict:
     steps = chunk * max(1, steps // chunk)
     loss = tasks.factorization_loss
 
-    def runner():
-        res = dynamics.run(loss, theta, tx, steps, data=target, chunk_size=chunk, progress=False)
+    def runner(n=steps, recorders=None):
+        res = dynamics.run(loss, theta, tx, n, data=target, chunk_size=min(chunk, n), progress=False,
+                           record_every=1 if recorders else 0, recorders=recorders)
         jax.block_until_ready(res.params)
+
+    tracker = {"spectra": analysis.TopKTracker(analysis.deep_factors, k=2 * target_rank(d) + 2)}
+    svd = {"spectra": analysis.factor_spectra}
+    svd_steps = min(steps, 20)
 
     @jax.jit
     def step(th, state, tgt):
@@ -86,12 +99,20 @@ def bench_size(d: int, steps: int, seeds: int) -> dict:
     def floor():
         jax.block_until_ready(floor_fn(tuple(theta["factors"])))
 
-    for f in (runner, loop, floor):
+    def track():
+        runner(recorders=tracker)
+
+    def full_svd():
+        runner(svd_steps, recorders=svd)
+
+    for f in (runner, loop, floor, track, full_svd):
         f()  # compile
     row = {"d": d, "steps": steps,
            "runner_ms": 1e3 * _time(runner) / steps,
            "python_loop_ms": 1e3 * _time(loop) / steps,
-           "matmul_floor_ms": 1e3 * _time(floor) / steps}
+           "matmul_floor_ms": 1e3 * _time(floor) / steps,
+           "track_every_step_ms": 1e3 * _time(track) / steps,
+           "svd_every_step_ms": 1e3 * _time(full_svd, repeats=1) / svd_steps}
     if seeds:
         keys = jax.random.split(jax.random.key(1), seeds)
         thetas = jax.vmap(lambda k: param.deep(3, scale=d ** -0.5 * 3).init(k, (d, d), jnp.float32))(keys)
@@ -118,13 +139,15 @@ def bench_dynamics(sizes, steps: int = 500, seeds: int = 64, precision: str = "h
             n = max(20, round(steps * min(1.0, (100 / d) ** 2))) if on_cpu else steps
             rows.append(bench_size(d, n, seeds if d <= 100 else 0))
     print(f"device: {device.device_kind} ({device.platform}), jax {jax.__version__}, precision {precision}")
-    print(f"{'d':>6} {'steps':>6} {'runner ms':>10} {'loop ms':>9} {'floor ms':>9} {'runner/floor':>12} "
-          f"{'loop/runner':>11} {'seeds x':>8}")
+    print(f"{'d':>5} {'steps':>5} {'runner ms':>9} {'loop ms':>8} {'floor ms':>8} {'run/floor':>9} "
+          f"{'loop/run':>8} {'seeds x':>7} {'track ms':>8} {'track/run':>9} {'svd ms':>8} {'svd/run':>8}")
     for r in rows:
         seeds_x = f"{r['seed_throughput_x']:.1f}" if "seed_throughput_x" in r else "-"
-        print(f"{r['d']:>6} {r['steps']:>6} {r['runner_ms']:>10.4f} {r['python_loop_ms']:>9.4f} "
-              f"{r['matmul_floor_ms']:>9.4f} {r['runner_ms'] / r['matmul_floor_ms']:>12.2f} "
-              f"{r['python_loop_ms'] / r['runner_ms']:>11.2f} {seeds_x:>8}")
+        print(f"{r['d']:>5} {r['steps']:>5} {r['runner_ms']:>9.4f} {r['python_loop_ms']:>8.4f} "
+              f"{r['matmul_floor_ms']:>8.4f} {r['runner_ms'] / r['matmul_floor_ms']:>9.2f} "
+              f"{r['python_loop_ms'] / r['runner_ms']:>8.2f} {seeds_x:>7} {r['track_every_step_ms']:>8.4f} "
+              f"{r['track_every_step_ms'] / r['runner_ms']:>9.2f} {r['svd_every_step_ms']:>8.3f} "
+              f"{r['svd_every_step_ms'] / r['runner_ms']:>8.1f}")
     if out:
         write_json(out, {"device": device.device_kind, "platform": device.platform, "jax": jax.__version__,
                          "precision": precision, "date": time.strftime("%Y-%m-%d"), "rows": rows})
