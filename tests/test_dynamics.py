@@ -25,7 +25,7 @@ def sv(theta):
 
 def test_runner_matches_hand_written_loop():
     res = dynamics.run(tasks.factorization_loss, THETA, TX, 57, data=TARGET, chunk_size=20, record_every=5,
-                       recorders={"sv": sv}, metrics={"norm": lambda t: jnp.linalg.norm(t["factors"][0])})
+                       recorders={"sv": sv}, metrics={"norm": lambda t, _: jnp.linalg.norm(t["factors"][0])})
     theta, state, losses, norms, svs = THETA, TX.init(THETA), [], [], []
     for t in range(57):
         if t % 5 == 0:

@@ -171,7 +171,7 @@ def simulate(d: int = 30, rank: int = 3, depth: int = 3, eps=1.0, eta: float = 0
 
     result = dynamics.run(joint_loss, both, tx, steps, data=target, record_every=record_every,
                           chunk_size=max(record_every, 100), progress=progress, desc="theorem",
-                          metrics={"original_loss": lambda p: loss(p["original"], target)},
+                          metrics={"original_loss": lambda p, tgt: loss(p["original"], tgt)},
                           recorders={"spectra": recorder, "structure": Structure()})
     rec = result.records
     step = rec["step"]

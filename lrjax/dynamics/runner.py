@@ -3,7 +3,8 @@
 ``run(loss_fn, params, tx, steps)`` runs ``steps`` optimizer steps as compiled chunks of ``chunk_size``
 steps with no host round-trip inside a chunk. Per step it records the loss (and ``metrics``) at the
 parameters *before* the step; every ``record_every`` steps it records ``recorders``, and once more on
-the final parameters. A recorder is a pure function of the parameters (e.g. spectra) or a stateful
+the final parameters. A recorder is a pure function of the parameters (e.g. spectra), a
+``with_data(fn)`` function ``fn(params, data)`` (e.g. a test error), or a stateful
 ``Tracker`` (``init(params) -> state``, ``update(state, params) -> (state, value)``, e.g. warm-started
 top-k subspace iteration) whose state rides in the compiled loop's carry and in checkpoints. Between chunks it checks the
 tolerance and for NaN/inf, updates the progress bar, and checkpoints.
@@ -34,6 +35,18 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from lrjax.dynamics.checkpoint import Checkpointer
 
 
+@dataclasses.dataclass(frozen=True)
+class WithData:
+    """A stateless recorder ``fn(params, data)`` that also sees the run's data (e.g. a test error
+    evaluated every ``record_every`` steps instead of every step). Build it with ``with_data(fn)``."""
+
+    fn: Callable
+
+
+def with_data(fn: Callable) -> WithData:
+    return WithData(fn)
+
+
 def is_tracker(recorder) -> bool:
     """A stateful recorder has ``init`` and ``update`` methods; a plain callable is stateless."""
     return hasattr(recorder, "init") and hasattr(recorder, "update")
@@ -44,13 +57,15 @@ def init_trackers(recorders, params) -> dict:
     return {k: (r.init(params) if is_tracker(r) else ()) for k, r in recorders}
 
 
-def record(recorders, states, params):
+def record(recorders, states, params, data=None):
     """``(new_states, values)``: every recorder evaluated on ``params``; a recorder returning a dict
     ``{"a": x}`` under name ``k`` gives the key ``"k/a"``."""
     new_states, values = {}, {}
     for k, r in recorders:
         if is_tracker(r):
             new_states[k], value = r.update(states[k], params)
+        elif isinstance(r, WithData):
+            new_states[k], value = (), r.fn(params, data)
         else:
             new_states[k], value = (), r(params)
         if isinstance(value, dict):  # flatten {"top": ..} into "name/top"
@@ -97,7 +112,8 @@ def _quiet() -> bool:
 
 
 @functools.lru_cache(maxsize=128)
-def _segment_program(loss_fn, tx, metrics, recorders, has_data, batched, data_batched, n_blocks, block_len):
+def _segment_program(loss_fn, tx, metrics, recorders, has_data, batched, data_batched, n_blocks, block_len,
+                     has_aux=False):
     """A jitted ``(params, opt_state, data) -> (params, opt_state, scalars, records)`` for
     ``n_blocks * block_len`` steps, recording ``recorders`` at the start of each block. Cached, so runs
     with the same (hashable) loss, transformation and shape reuse one compiled program."""
@@ -109,20 +125,25 @@ def _segment_program(loss_fn, tx, metrics, recorders, has_data, batched, data_ba
     def segment(params, opt_state, tstates, data):
         def block(carry, _):
             params, opt_state, tstates = carry
-            tstates, values = record(recorders, tstates, params)
+            tstates, values = record(recorders, tstates, params, data)
 
             def step(c, _):
                 p, s = c
-                value, grads = jax.value_and_grad(loss)(p, data)
-                scal = {"loss": value, **{k: f(p) for k, f in metric_fns.items()}}
+                value, grads = jax.value_and_grad(loss, has_aux=has_aux)(p, data)
+                value, aux = value if has_aux else (value, {})
+                scal = {"loss": value, **aux, **{k: (f(p, data) if has_data else f(p)) for k, f in metric_fns.items()}}
                 updates, s = tx.update(grads, s, p)
                 return (optax.apply_updates(p, updates), s), scal
 
             (params, opt_state), scal = jax.lax.scan(step, (params, opt_state), None, length=block_len)
             return (params, opt_state, tstates), (scal, values)
 
-        carry, (scal, rec) = jax.lax.scan(block, (params, opt_state, tstates), None, length=n_blocks)
-        scal = jax.tree.map(lambda x: x.reshape((n_blocks * block_len,) + x.shape[2:]), scal)
+        if n_blocks == 1:  # no outer loop: a nested scan copies the carry every step (measurably slower)
+            carry, (scal, rec) = block((params, opt_state, tstates), None)
+            rec = jax.tree.map(lambda x: x[None], rec)
+        else:
+            carry, (scal, rec) = jax.lax.scan(block, (params, opt_state, tstates), None, length=n_blocks)
+            scal = jax.tree.map(lambda x: x.reshape((n_blocks * block_len,) + x.shape[2:]), scal)
         return (*carry, scal, rec)
 
     if batched:
@@ -131,12 +152,12 @@ def _segment_program(loss_fn, tx, metrics, recorders, has_data, batched, data_ba
 
 
 @functools.lru_cache(maxsize=128)
-def _tracker_programs(recorders, batched):
+def _tracker_programs(recorders, batched, data_batched=False):
     """Jitted ``init_trackers`` and ``record`` (vmapped when batched)."""
     init = functools.partial(init_trackers, recorders)
     rec = functools.partial(record, recorders)
     if batched:
-        init, rec = jax.vmap(init), jax.vmap(rec)
+        init, rec = jax.vmap(init), jax.vmap(rec, in_axes=(0, 0, 0 if data_batched else None))
     return jax.jit(init), jax.jit(rec)
 
 
@@ -181,10 +202,14 @@ def run(loss_fn: Callable, params, tx: optax.GradientTransformation, steps: int,
         recorders: Mapping[str, Any] | None = None, metrics: Mapping[str, Callable] | None = None,
         tol: float | None = None, batched: bool = False, data_batched: bool = False, shard: bool = True,
         workdir: str | os.PathLike | None = None, checkpoint_every: int = 10,
-        on_divergence: str = "raise", progress: bool | None = None, desc: str = "gd") -> Result:
+        on_divergence: str = "raise", progress: bool | None = None, desc: str = "gd",
+        has_aux: bool = False) -> Result:
     """Run ``steps`` steps of ``tx`` on ``loss_fn(params)`` (``loss_fn(params, data)`` when ``data`` is given).
 
     ``data_batched``: ``data`` has the batch axis too (else it is shared by all members).
+    ``metrics``: per-step scalars ``f(params, data)`` (``f(params)`` without data), at the parameters before the step.
+    ``has_aux``: ``loss_fn`` returns ``(loss, {name: scalar})``; those scalars are recorded per step too
+    (sharing the loss's forward pass, unlike ``metrics``).
     ``chunk_size`` steps per compiled call (rounded up to a multiple of ``record_every``);
     ``checkpoint_every`` chunks between checkpoints under ``workdir/checkpoints`` (0: only at the end).
     Re-running with the same ``workdir`` resumes from its last checkpoint and gives bit-identical results.
@@ -210,7 +235,7 @@ def run(loss_fn: Callable, params, tx: optax.GradientTransformation, steps: int,
         batch = _check_batched(params, "params", None)
     if opt_state is None:
         opt_state = jax.vmap(tx.init)(params) if batched else tx.init(params)
-    init_program, record_program = _tracker_programs(recorders, batched)
+    init_program, record_program = _tracker_programs(recorders, batched, data_batched and data is not None)
     tstates = init_program(params)
     if batched:
         _check_batched(opt_state, "opt_state", batch)
@@ -250,7 +275,7 @@ def run(loss_fn: Callable, params, tx: optax.GradientTransformation, steps: int,
     try:
         for n_blocks, block_len in ([] if stop else plan_segments(start, steps, chunk_size, record_every)):
             program = _segment_program(loss_fn, tx, metrics, recorders, has_data, batched, data_batched,
-                                       n_blocks, block_len)
+                                       n_blocks, block_len, has_aux)
             new_params, new_opt_state, new_tstates, scal, rec = program(params, opt_state, tstates, data)
             scal, rec = jax.device_get((scal, rec))
             loss = np.asarray(scal["loss"])
@@ -290,7 +315,7 @@ def run(loss_fn: Callable, params, tx: optax.GradientTransformation, steps: int,
     scalars = _concat(scal_chunks, axis)
     records = _concat(rec_chunks, axis)
     if recorders:
-        final = jax.device_get(record_program(tstates, params)[1])
+        final = jax.device_get(record_program(tstates, params, data)[1])
         records = {k: np.concatenate([records[k], np.expand_dims(final[k], axis)], axis=axis) if k in records
                    else np.expand_dims(final[k], axis) for k in final}
         records["step"] = np.append(np.arange(0, done, record_every), done)
