@@ -80,3 +80,12 @@ def trajectory_pca(x: np.ndarray, k: int = 2):
     _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
     var = s ** 2
     return mean, vt[:k], var[:k] / var.sum()
+
+
+def path_distance(points: np.ndarray, path: np.ndarray) -> float:
+    """Largest distance from ``points (n, 2)`` to the polyline ``path (m, 2)`` (how far a trajectory
+    strays from the reference path, whatever its speed along it)."""
+    a, b = path[:-1, None], path[1:, None]                       # (m-1, 1, 2) segments
+    ab = b - a
+    t = np.clip(np.sum((points[None] - a) * ab, -1) / np.maximum(np.sum(ab * ab, -1), 1e-300), 0, 1)
+    return float(np.min(np.linalg.norm(points[None] - (a + t[..., None] * ab), axis=-1), axis=0).max())

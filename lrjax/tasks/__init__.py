@@ -1,4 +1,7 @@
-"""Tasks: losses and data."""
+"""Tasks: targets, losses and data (deep matrix factorization, completion, sensing)."""
 from lrjax.tasks.factorization import factorization_loss, low_rank_target
+from lrjax.tasks.recovery import (RecoveryTask, completion_error, completion_loss, factorization_mean_loss,
+                                  make_task, observation_mask, sensing_loss)
 
-__all__ = ["factorization_loss", "low_rank_target"]
+__all__ = ["factorization_loss", "low_rank_target", "RecoveryTask", "completion_error", "completion_loss",
+           "factorization_mean_loss", "make_task", "observation_mask", "sensing_loss"]

@@ -15,11 +15,15 @@ def low_rank_target(key, d: int, rank: int, dtype=jnp.float64, spectrum: str = "
     """A ``(d, n)`` target ``Phi = U diag(s) V^T`` of rank ``rank`` with Haar-random ``U``, ``V``.
 
     ``spectrum="spread"``: ``s_i = 1 + (rank - i) / rank`` decreasing from ~2 to ~1 (distinct singular
-    values, as the authors' spread-spectrum data); ``"flat"``: all ones.
+    values); ``"flat"``: all ones; ``"gaussian"``: the best rank-``rank`` approximation of a ``(d, n)``
+    standard Gaussian matrix (the authors' data, ``s_1 ~ sqrt(d) + sqrt(n)``).
     """
     n = d if n is None else n
     if not 0 < rank <= min(d, n):
         raise ValueError(f"low_rank_target: rank={rank} must be in 1..{min(d, n)}")
+    if spectrum == "gaussian":
+        u, s, vt = jnp.linalg.svd(jax.random.normal(key, (d, n), dtype), full_matrices=False)
+        return (u[:, :rank] * s[:rank]) @ vt[:rank]
     ku, kv = jax.random.split(key)
     u, _ = jnp.linalg.qr(jax.random.normal(ku, (d, rank), dtype))
     v, _ = jnp.linalg.qr(jax.random.normal(kv, (n, rank), dtype))
@@ -28,7 +32,7 @@ def low_rank_target(key, d: int, rank: int, dtype=jnp.float64, spectrum: str = "
     elif spectrum == "flat":
         s = jnp.ones((rank,), dtype)
     else:
-        raise ValueError(f"low_rank_target: spectrum must be 'spread' or 'flat', got {spectrum!r}")
+        raise ValueError(f"low_rank_target: spectrum must be 'spread', 'flat' or 'gaussian', got {spectrum!r}")
     return (u * s) @ v.T
 
 

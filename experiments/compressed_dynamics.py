@@ -1,0 +1,119 @@
+"""Experiment: compressed vs original deep factorization on a recovery task (Yaras et al. ICML 2024 Fig. 5-6,
+Kwon et al. AISTATS 2024 spectral init), side by side in one run.
+
+Each method (``lrjax.recovery``) trains with plain GD from the same original init and data; the wall-time
+axis is ``step * ms_per_step`` of that method's compiled run (compile excluded). The original run is also
+timed in the papers' own pattern (Python loop over jitted ``fori_loop`` chunks of 100 steps) for
+``authors_steps`` steps. Equivalence of trajectories: ``pca_entries`` fixed random entries of ``W(t)``
+recorded every ``record_every`` steps, projected on the original run's two principal components;
+``pca_path_distance_relative``: how far each run strays from the original's path there, over its extent.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from lrjax import analysis, recovery, tasks
+from lrjax.runs import figure_path, pyplot, set_dtype
+
+
+def build_methods(config, task):
+    """The config's ``methods`` (comma-separated: original, compressed, spectral) as ``Method`` s."""
+    orig = recovery.original(task, config.depth, config.eps, jax.random.key(config.seed + 1))
+    out = []
+    for name in [m.strip() for m in config.methods.split(",") if m.strip()]:
+        if name == "original":
+            out.append(orig)
+        elif name == "compressed":
+            out += [recovery.compressed(task, orig, config.rank, float(g)) for g in config.gammas]
+        elif name == "spectral":
+            out.append(recovery.spectral(task, config.depth, config.eps, 2 * config.rank))
+        else:
+            raise ValueError(f"unknown method {name!r} in methods={config.methods!r}; "
+                             "use original, compressed, spectral")
+    return out
+
+
+def run(config, workdir: Path) -> dict:
+    dtype = set_dtype(config.dtype)
+    task = tasks.make_task(config.task, jax.random.key(config.seed), config.d, config.rank,
+                           fraction=config.fraction, measurements=config.measurements or None, dtype=dtype)
+    methods = build_methods(config, task)
+    idx = np.random.default_rng(0).choice(config.d * config.d, min(config.pca_entries, config.d ** 2),
+                                          replace=False)
+    fits = []
+    for m in methods:
+        def entries(theta, p=m.param):
+            return p.materialize(theta).ravel()[idx]
+        fits.append(recovery.fit(m, task, config.eta, config.steps, tol=config.tol, chunk_size=config.chunk_size,
+                                 record_every=config.record_every, recorders={"w": entries}))
+    authors_ms = None
+    if config.authors_steps and "original" in [f.label for f in fits]:
+        authors_ms = recovery.authors_pattern_ms(methods[0], task, config.eta, config.authors_steps)
+
+    base = fits[0]
+    reach = max(float(base.test_error[-1]), config.reach)
+    per_method = {}
+    for f in fits:
+        hit = int(f.steps_to_error(reach))
+        per_method[f.label] = {
+            "num_params": f.num_params, "steps": f.steps, "ms_per_step": f.ms_per_step,
+            "final_loss": float(f.loss[-1]), "final_test_error": float(f.test_error[-1]),
+            "steps_to_reach": hit, "time_to_reach_s": hit * f.ms_per_step / 1e3 if hit >= 0 else None}
+    t_base = per_method[base.label]["time_to_reach_s"]
+    for label, row in per_method.items():
+        row["speedup_vs_first"] = t_base / row["time_to_reach_s"] if t_base and row["time_to_reach_s"] else None
+
+    mean, comps, ratio = analysis.trajectory_pca(base.records["w"], k=2)
+    proj = {f.label: (np.asarray(f.records["w"], np.float64) - mean) @ comps.T for f in fits}
+    extent = np.ptp(proj[base.label], axis=0).max()
+    gaps = {f.label: analysis.path_distance(proj[f.label], proj[base.label]) / extent for f in fits[1:]}
+    np.savez(Path(workdir) / "trajectory.npz", labels=np.array([f.label for f in fits]),
+             **{f"loss/{f.label}": f.loss for f in fits}, **{f"test_error/{f.label}": f.test_error for f in fits},
+             **{f"test_step/{f.label}": f.test_step for f in fits},
+             **{f"pca/{f.label}": proj[f.label] for f in fits})
+    plot_curves(fits, config, reach, figure_path(workdir, "error_vs_iterations_and_time"))
+    plot_pca(fits, proj, ratio, figure_path(workdir, "trajectory_pca"))
+    return {"task": config.task, "reach_level": reach, "methods": per_method,
+            "authors_pattern_ms_per_step": authors_ms,
+            "authors_over_runner": authors_ms / base.ms_per_step if authors_ms else None,
+            "pca_explained_variance": ratio, "pca_path_distance_relative": gaps}
+
+
+def plot_curves(fits, config, reach, path):
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    for f in fits:
+        steps = np.arange(len(f.loss))
+        for ax, scale in zip(axes, (1.0, f.ms_per_step / 1e3)):
+            line, = ax.plot(f.test_step * scale, f.test_error, lw=1.5, label=f"{f.label} ({f.num_params:,} params)")
+            ax.plot(steps * scale, f.loss, lw=0.8, ls="--", color=line.get_color())
+    for ax, xl in zip(axes, ("GD iteration", "wall time (s, compile excluded)")):
+        ax.axhline(reach, color="k", ls=":", lw=0.8)
+        ax.set_yscale("log")
+        ax.set_xlabel(xl)
+        ax.set_ylabel("test error (solid), train loss (dashed)")
+    axes[0].legend(fontsize=8)
+    axes[0].set_title(f"{config.task}: d={config.d}, r*={config.rank}, L={config.depth}, eps={config.eps:g}")
+    axes[1].set_title(f"dotted: level {reach:.2e} used for time-to-reach")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_pca(fits, proj, ratio, path):
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for i, f in enumerate(fits):
+        p = proj[f.label]
+        ax.plot(p[:, 0], p[:, 1], lw=4 if i == 0 else 1.5, alpha=0.5 if i == 0 else 1, marker=None if i == 0 else ".",
+                ms=3, label=f.label)
+    ax.set_xlabel(f"PC1 of original ({100 * ratio[0]:.1f}%)")
+    ax.set_ylabel(f"PC2 of original ({100 * ratio[1]:.1f}%)")
+    ax.set_title("end-to-end W(t) on the original run's PCs")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,156 @@
+"""Training deep factorizations on a ``RecoveryTask``: the methods compared in the compressible-dynamics
+papers, and timed runs through the compiled runner.
+
+Methods (each a ``Method``: label, parameterization, theta, outer learning-rate scale):
+
+- ``original``: ``deep(L, width, scale=eps)``, eps-scaled orthogonal factors (Yaras et al.);
+- ``compressed``: ``analysis.compress`` from one gradient at init, width ``2 r``, outer factors at
+  ``gamma * eta``;
+- ``spectral``: Kwon et al.'s spectral init from the task's surrogate ``S = U diag(s) V^T``:
+  ``F_1 = eps U_{:, :w}``, ``F_2 ... F_{L-1} = eps I_w``, ``F_L = eps V_{:, :w}^T`` (``x @ W = x F_1 ... F_L``),
+  all factors at rate ``eta``;
+- ``narrow``: ``original`` with width ``w`` and a random init (the control for ``compressed``).
+
+``fit`` compiles first (one warm-up chunk) so that ``ms_per_step`` is compile-free; a run's wall-time axis
+is ``step * ms_per_step`` (every chunk runs the same compiled program).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lrjax import analysis, dynamics, param
+from lrjax.flax import optimizer
+from lrjax.tasks.recovery import RecoveryTask
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    label: str
+    param: param.Parameterization
+    theta: Any
+    outer_lr_scale: float = 1.0
+
+
+def original(task: RecoveryTask, depth: int, eps: float, key, width: int | None = None,
+             label: str = "original") -> Method:
+    p = param.deep(depth, width=width, scale=eps)
+    d, n = task.surrogate.shape
+    return Method(label, p, p.init(key, (d, n), task.surrogate.dtype))
+
+
+def narrow(task: RecoveryTask, depth: int, eps: float, key, width: int) -> Method:
+    return original(task, depth, eps, key, width, label=f"narrow w={width}")
+
+
+def compressed(task: RecoveryTask, orig: Method, rank: int, gamma: float, width: int | None = None) -> Method:
+    """Compress ``orig`` (a ``deep`` method) from one gradient of the task loss at init."""
+    def loss(theta):
+        return task.loss(orig.param.materialize(theta), task.data)
+
+    p, theta = analysis.compress(orig.param, orig.theta, loss, rank, width)
+    return Method(f"compressed w={p.width} gamma={gamma:g}", p, theta, gamma)
+
+
+def spectral(task: RecoveryTask, depth: int, eps: float, width: int) -> Method:
+    """Kwon et al.'s spectral initialisation of a width-``width`` deep factorization (module docstring)."""
+    if depth < 2:
+        raise ValueError(f"spectral: depth must be >= 2, got {depth}")
+    u, _, vt = jnp.linalg.svd(task.surrogate, full_matrices=False)
+    eye = jnp.eye(width, dtype=u.dtype)
+    factors = [eps * u[:, :width]] + [eps * eye] * (depth - 2) + [eps * vt[:width]]
+    return Method(f"spectral w={width}", param.deep(depth, width=width, scale=eps), {"factors": factors})
+
+
+def batched(keys, make) -> Method:
+    """A ``Method`` whose theta has a leading seed axis: ``make(key) -> Method`` vmapped over ``keys``."""
+    first = make(keys[0])
+    return Method(first.label, first.param, jax.vmap(lambda k: make(k).theta)(keys), first.outer_lr_scale)
+
+
+@dataclasses.dataclass
+class Fit:
+    """``loss``: per step ``(steps,)``; ``test_error`` at ``test_step`` ``(T,)`` (every ``record_every``
+    steps and the last); batched runs put the seed axis first. ``records``: the runner's records."""
+
+    label: str
+    num_params: int
+    steps: int
+    ms_per_step: float
+    loss: np.ndarray
+    test_step: np.ndarray
+    test_error: np.ndarray
+    records: dict
+    steps_to_tol: Any
+
+    def steps_to_error(self, level: float):
+        """First recorded step whose test error is ``<= level`` (``-1`` where never)."""
+        i = first_step_below(self.test_error, level)
+        return np.where(i >= 0, self.test_step[i], -1)
+
+
+def fit(method: Method, task: RecoveryTask, eta: float, steps: int, *, tol: float | None = None,
+        chunk_size: int = 100, record_every: int = 100, recorders=None, batched: bool = False,
+        progress: bool | None = None) -> Fit:
+    """Plain GD (``optax.sgd(eta)``, outer factors at ``method.outer_lr_scale * eta``) on ``task.loss``;
+    the test error is recorded every ``record_every`` steps (as the papers' code does every 100)."""
+    p = method.param
+    one = jax.tree.map(lambda x: x[0], method.theta) if batched else method.theta
+    tx = optimizer(optax.sgd(eta), p.roles(one), outer_lr_scale=method.outer_lr_scale)
+
+    def loss(theta, data):
+        return task.loss(p.materialize(theta), data)
+
+    def test_error(theta, data):
+        return task.test_error(p.materialize(theta), data)
+
+    recorders = {"test_error": dynamics.with_data(test_error), **(recorders or {})}
+    kw = dict(data=task.data, chunk_size=chunk_size, record_every=record_every, recorders=recorders,
+              batched=batched, desc=method.label)
+    dynamics.run(loss, method.theta, tx, min(chunk_size, steps), progress=False, **kw)  # compile
+    res = dynamics.run(loss, method.theta, tx, steps, tol=tol, progress=progress, **kw)
+    return Fit(method.label, p.num_params(task.surrogate.shape), res.steps, 1e3 * res.wall_time / max(res.steps, 1),
+               res.scalars["loss"], res.records["step"], res.records["test_error"], res.records, res.steps_to_tol)
+
+
+def first_step_below(curve: np.ndarray, level: float) -> int:
+    """First index where ``curve <= level`` along the last axis (``-1`` where never)."""
+    hit = np.asarray(curve) <= level
+    return np.where(hit.any(axis=-1), np.argmax(hit, axis=-1), -1)
+
+
+def authors_pattern_ms(method: Method, task: RecoveryTask, eta: float, steps: int, inner: int = 100) -> float:
+    """ms per step of the papers' pattern: a Python loop over jitted ``fori_loop`` chunks of ``inner``
+    plain GD steps on all factors (one rate: use it for ``original``), evaluating train and test loss on the host after each chunk."""
+    p = method.param
+
+    def loss(theta, data):
+        return task.loss(p.materialize(theta), data)
+
+    @jax.jit
+    def chunk(theta, data):
+        def body(_, th):
+            g = jax.grad(loss)(th, data)
+            return jax.tree.map(lambda w, gw: w - eta * gw, th, g)
+        return jax.lax.fori_loop(0, inner, body, theta)
+
+    @jax.jit
+    def evaluate(theta, data):
+        w = p.materialize(theta)
+        return task.loss(w, data), task.test_error(w, data)
+
+    theta = chunk(method.theta, task.data)
+    jax.block_until_ready(evaluate(theta, task.data))
+    n = max(1, steps // inner)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        theta = chunk(theta, task.data)
+        train, test = evaluate(theta, task.data)
+        float(train), float(test)
+    return 1e3 * (time.perf_counter() - t0) / (n * inner)
