@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 from lrjax import analysis, recovery, tasks
-from lrjax.runs import figure_path, pyplot, set_dtype
+from lrjax.runs import figure_path, pyplot, save_figure, set_dtype
 
 
 def build_methods(config, task):
@@ -98,9 +98,7 @@ def plot_curves(fits, config, reach, path):
     axes[0].legend(fontsize=8)
     axes[0].set_title(f"{config.task}: d={config.d}, r*={config.rank}, L={config.depth}, eps={config.eps:g}")
     axes[1].set_title(f"dotted: level {reach:.2e} used for time-to-reach")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_pca(fits, proj, ratio, path):
@@ -114,6 +112,4 @@ def plot_pca(fits, proj, ratio, path):
     ax.set_ylabel(f"PC2 of original ({100 * ratio[1]:.1f}%)")
     ax.set_title("end-to-end W(t) on the original run's PCs")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -10,7 +10,7 @@ import optax
 
 from lrjax import analysis, dynamics, param, tasks
 from lrjax.flax import optimizer
-from lrjax.runs import figure_path, pyplot, set_dtype
+from lrjax.runs import figure_path, pyplot, save_figure, set_dtype
 
 
 def run(config, workdir: Path) -> dict:
@@ -60,6 +60,4 @@ def plot(res, sv, config, path):
     b.set_yscale("log")
     b.set_xlabel("GD step")
     b.set_title(f"singular values of W (seed 0), target rank {config.rank}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

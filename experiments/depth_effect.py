@@ -12,7 +12,7 @@ import jax
 import numpy as np
 
 from lrjax import recovery, tasks
-from lrjax.runs import figure_path, pyplot, set_dtype
+from lrjax.runs import figure_path, pyplot, save_figure, set_dtype
 
 
 def run(config, workdir: Path) -> dict:
@@ -48,6 +48,4 @@ def plot(config, rows, path):
     ax.set_ylabel(f"recovery error after {config.steps} steps")
     ax.set_title(f"completion d={config.d}, r*={config.rank}, p={config.fraction}, eps={config.eps:g}")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

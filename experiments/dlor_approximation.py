@@ -16,7 +16,7 @@ import numpy as np
 
 from lrjax import approximation as ap
 from lrjax import param
-from lrjax.runs import figure_path, pyplot, set_dtype
+from lrjax.runs import figure_path, pyplot, save_figure, set_dtype
 
 
 def teacher_part(config):
@@ -98,9 +98,7 @@ def plot_teacher(config, hs, teacher, path):
         ax.set_title(f"{kind}: {'DLoR factors (depth)' if kind == 'deep' else 'rank-r terms (width)'}, n={config.n}, r={config.rank}")
     axes[0].set_ylabel("relative sup error to the dense MLP")
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_sawtooth(config, xs, hs, saw, path):
@@ -123,6 +121,4 @@ def plot_sawtooth(config, xs, hs, saw, path):
     axes[1].set_ylabel("sup error")
     axes[1].set_title("deep (6k params) vs wide (3 * 2^k params)")
     axes[1].legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

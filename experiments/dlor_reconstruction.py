@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax import param
-from lrjax.runs import figure_path, pyplot, set_dtype
+from lrjax.runs import figure_path, pyplot, save_figure, set_dtype
 
 
 def reconstruct(a: np.ndarray, rank: int) -> dict:
@@ -76,9 +76,7 @@ def plot_scaling(config, rows, path):
         ax.set_title(title)
     axes[0].axhline(config.tolerance, color="k", ls=":", lw=0.8)
     axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_spectra(config, spectra, path):
@@ -97,6 +95,4 @@ def plot_spectra(config, spectra, path):
     axes[1].set_xlabel("index i")
     axes[1].set_title(f"wide: spectra of the {len(add)} rank-{config.spectra_rank} terms (SVD blocks of A)")
     axes[1].legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

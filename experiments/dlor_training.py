@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 from lrjax import nets, regression
-from lrjax.runs import figure_path, pyplot, set_dtype
+from lrjax.runs import figure_path, pyplot, save_figure, set_dtype
 
 
 def matched_dense_width(params: int, depth: int) -> int:
@@ -99,6 +99,4 @@ def plot(config, results, curves, path):
     axes[3].set_xlabel("epoch")
     axes[3].set_title("test MSE (median)")
     axes[3].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)

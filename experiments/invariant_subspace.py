@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from lrjax.analysis import theorem
-from lrjax.runs import figure_path, pyplot, set_dtype
+from lrjax.runs import figure_path, pyplot, save_figure, set_dtype
 
 
 def run(config, workdir: Path) -> dict:
@@ -46,9 +46,7 @@ def plot_spectra(traj, config, path):
         ax.legend(loc="best", fontsize=8)
     fig.suptitle(f"d={config.d}, r*={config.rank}, init={config.init}: "
                  f"{max(config.d - 2 * config.rank, 1)} values should follow the red line")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_subspaces(traj, config, path):
@@ -68,6 +66,4 @@ def plot_subspaces(traj, config, path):
         ax.set_yscale("log")
         ax.set_xlabel("GD step")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax import nets, regression
-from lrjax.runs import figure_path, pyplot, set_dtype
+from lrjax.runs import figure_path, pyplot, save_figure, set_dtype
 
 
 def interpolate_rank1(key, n_points: int, width: int, sharpness: float = 4.0) -> dict:
@@ -105,6 +105,4 @@ def plot(config, data, trainings, path):
         ax.set_xlim(-1.3, 1.3)
         ax.set_ylim(-1.3, 1.3)
         ax.set_aspect("equal")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)

@@ -13,7 +13,7 @@ import jax
 import numpy as np
 
 from lrjax import recovery, tasks
-from lrjax.runs import figure_path, pyplot, set_dtype
+from lrjax.runs import figure_path, pyplot, save_figure, set_dtype
 
 
 def summarize(f: recovery.Fit) -> dict:
@@ -75,6 +75,4 @@ def plot(config, gamma_rows, width_rows, path):
     b.set_ylabel("iterations to tolerance (dotted: budget)")
     b.set_title(f"completion d={config.d}, r*={config.rank}, p={config.fraction}")
     b.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -53,6 +53,14 @@ def pyplot():
     return plt
 
 
+def save_figure(fig, path, dpi: int = 110) -> None:
+    """Tight layout, write ``path``, close the figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
 def set_dtype(dtype: str):
     """Enable float64 when asked (theory checks) and return the jnp dtype. Call before creating arrays."""
     if dtype not in ("float32", "float64"):
