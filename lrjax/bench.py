@@ -152,3 +152,33 @@ def bench_dynamics(sizes, steps: int = 500, seeds: int = 64, precision: str = "h
         write_json(out, {"device": device.device_kind, "platform": device.platform, "jax": jax.__version__,
                          "precision": precision, "date": time.strftime("%Y-%m-%d"), "rows": rows})
     return rows
+
+
+def bench_recovery(sizes, steps: int = 1000, task: str = "completion", repeats: int = 3, out=None) -> list[dict]:
+    """ms/step of the original deep factorization (L = 3, eps = 1e-3, float64, the completion figure's
+    setting) through ``recovery.fit`` and through the papers' pattern (``recovery.authors_pattern_ms``:
+    Python loop over jitted ``fori_loop`` chunks of 100 steps), alternated ``repeats`` times; best of each."""
+    from lrjax import recovery
+    from lrjax.runs import set_dtype
+
+    set_dtype("float64")
+    device = jax.devices()[0]
+    rows = []
+    for d in sizes:
+        t = tasks.make_task(task, jax.random.key(0), d, 5, fraction=0.2)
+        m = recovery.original(t, 3, 1e-3, jax.random.key(1))
+        eta = 5e3 * (d / 1000) ** (4 / 3)
+        runner, authors = [], []
+        for _ in range(repeats):
+            runner.append(recovery.fit(m, t, eta, steps, chunk_size=min(steps, 500), progress=False).ms_per_step)
+            authors.append(recovery.authors_pattern_ms(m, t, eta, steps))
+        rows.append({"d": d, "steps": steps, "runner_ms": min(runner), "authors_ms": min(authors),
+                     "authors_over_runner": min(authors) / min(runner)})
+    print(f"device: {device.device_kind} ({device.platform}), jax {jax.__version__}, {task}, float64, L=3")
+    print(f"{'d':>5} {'steps':>6} {'lrjax ms':>9} {'authors ms':>10} {'authors/lrjax':>13}")
+    for r in rows:
+        print(f"{r['d']:>5} {r['steps']:>6} {r['runner_ms']:>9.3f} {r['authors_ms']:>10.3f} {r['authors_over_runner']:>13.3f}")
+    if out:
+        write_json(out, {"device": device.device_kind, "platform": device.platform, "jax": jax.__version__,
+                         "task": task, "date": time.strftime("%Y-%m-%d"), "rows": rows})
+    return rows

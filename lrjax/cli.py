@@ -1,5 +1,5 @@
 """Command line: ``lrjax run CONFIG.py[:arg] [--set key=value]... [--workdir DIR]``, ``lrjax list``,
-``lrjax bench dynamics``.
+``lrjax bench dynamics``, ``lrjax bench recovery``.
 
 A config is a python file with ``get_config(arg) -> ml_collections.ConfigDict`` whose ``experiment`` key
 names a module ``experiments/<experiment>.py`` (beside the ``configs/`` folder) with
@@ -123,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     p_list = sub.add_parser("list", help="list the experiment configs")
     p_list.add_argument("--configs", default="configs")
     p_bench = sub.add_parser("bench", help="benchmarks")
-    p_bench.add_argument("what", choices=["dynamics"])
+    p_bench.add_argument("what", choices=["dynamics", "recovery"],
+                         help="dynamics: runner vs loop vs matmul floor, seeds, tracking; recovery: runner vs the "
+                              "papers' fori_loop pattern on deep matrix completion (float64)")
     p_bench.add_argument("--sizes", default="100,1000", help="comma-separated d values")
     p_bench.add_argument("--steps", type=int, default=500)
     p_bench.add_argument("--seeds", type=int, default=64)
@@ -140,9 +142,12 @@ def main(argv: list[str] | None = None) -> int:
             for path, doc in rows:
                 print(f"{path:<40} {doc}")
         elif args.command == "bench":
-            from lrjax.bench import bench_dynamics
-            bench_dynamics([int(s) for s in args.sizes.split(",")], steps=args.steps, seeds=args.seeds,
-                           precision=args.precision, out=args.out)
+            from lrjax.bench import bench_dynamics, bench_recovery
+            sizes = [int(s) for s in args.sizes.split(",")]
+            if args.what == "dynamics":
+                bench_dynamics(sizes, steps=args.steps, seeds=args.seeds, precision=args.precision, out=args.out)
+            else:
+                bench_recovery(sizes, steps=args.steps, out=args.out)
     except ConfigError as e:
         print(f"lrjax: error: {e}", file=sys.stderr)
         return 2

@@ -56,3 +56,14 @@ def test_command_line_list_and_error_exit_code():
     bad = subprocess.run([sys.executable, "-m", "lrjax.cli", "run", "configs/invariant_subspace.py", "--set",
                           "depht=2"], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown config key 'depht'" in bad.stderr
+
+
+def test_bench_commands_print_and_save(tmp_path, capsys):
+    assert cli.main(["bench", "dynamics", "--sizes", "12", "--steps", "40", "--seeds", "2",
+                     "--out", str(tmp_path / "d.json")]) == 0
+    rows = json.loads((tmp_path / "d.json").read_text())["rows"]
+    assert rows[0]["d"] == 12 and rows[0]["runner_ms"] > 0 and rows[0]["seed_throughput_x"] > 0
+    assert cli.main(["bench", "recovery", "--sizes", "16", "--steps", "100", "--out", str(tmp_path / "r.json")]) == 0
+    row = json.loads((tmp_path / "r.json").read_text())["rows"][0]
+    assert row["runner_ms"] > 0 and row["authors_ms"] > 0
+    assert "authors/lrjax" in capsys.readouterr().out
