@@ -43,6 +43,11 @@ def test_sensing_measurements_and_unknown_task():
     a, y, phi = (np.asarray(t.data[k]) for k in ("a", "y", "target"))
     np.testing.assert_allclose(y, np.einsum("mij,ij->m", a, phi), rtol=1e-12)
     assert float(t.loss(t.data["target"], t.data)) == 0.0
+    big = tasks.make_task("sensing", jax.random.key(1), 6, 1, measurements=20000)   # E[surrogate] = Phi
+    phi = np.asarray(big.data["target"])
+    assert np.linalg.norm(big.surrogate - phi) < 0.2 * np.linalg.norm(phi)
+    w = np.zeros((6, 6))                                    # E[loss] = 1/2 mean((W - Phi)^2)
+    assert np.isclose(big.loss(w, big.data), 0.5 * np.mean(phi ** 2), rtol=0.1)
     with pytest.raises(ValueError, match="unknown task 'nope'"):
         tasks.make_task("nope", jax.random.key(0), 6, 1)
 
@@ -109,3 +114,13 @@ def test_path_distance_to_polyline():
     path = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]])
     assert np.isclose(path_distance(np.array([[0.5, 0.2], [1.3, 0.5], [0.0, 0.0]]), path), 0.3)
     assert path_distance(path, path) == 0.0
+
+
+def test_compressed_dynamics_runs_on_sensing(tmp_path):
+    from pathlib import Path
+    from lrjax import cli
+    config = Path(__file__).resolve().parent.parent / "configs" / "compressed_mf.py"
+    m = cli.run_config(f"{config}:quick", ["task=sensing", "d=12", "steps=200", "authors_steps=0"],
+                       workdir=str(tmp_path), quiet=True)
+    assert m["task"] == "sensing" and set(m["methods"]) >= {"original"}
+    assert m["methods"]["original"]["final_loss"] < 0.5 * m["methods"]["original"]["final_test_error"] + 1.0

@@ -6,11 +6,12 @@ step sizes of their figures (e.g. ``eta = 5e3`` for completion at ``d = 1000``) 
 - factorization: ``1/2 mean((W - Phi)^2)``; test error = the loss.
 - completion (observed mask ``M``, fraction ``p``): ``1/2 mean(M * (W - Phi)^2)`` over all ``d n`` entries;
   test (recovery) error ``1/2 mean((1 - M) * (W - Phi)^2)`` on the unobserved entries.
-- sensing (``m`` Gaussian ``A_i: (d, n)``, ``y_i = <A_i, Phi>``): ``1/2 mean_i (<A_i, W> - y_i)^2``;
-  test error ``1/2 mean((W - Phi)^2)``.
+- sensing (``m`` Gaussian ``A_i: (d, n)`` with entries ``N(0, 1 / (d n))``, ``y_i = <A_i, Phi>``):
+  ``1/2 mean_i (<A_i, W> - y_i)^2``, whose expectation is ``1/2 mean((W - Phi)^2)`` (the factorization loss,
+  so step sizes carry over); test error ``1/2 mean((W - Phi)^2)``.
 
 ``surrogate(data)`` is the spectral-initialisation surrogate of Kwon et al.: ``Phi`` for factorization,
-``P_Omega(Phi) / p`` for completion, ``(1/m) sum_i y_i A_i`` for sensing.
+``P_Omega(Phi) / p`` for completion, ``(d n / m) sum_i y_i A_i`` for sensing (each unbiased for ``Phi``).
 """
 from __future__ import annotations
 
@@ -80,8 +81,9 @@ def make_task(name: str, key, d: int, rank: int, *, fraction: float = 0.2, measu
         m = measurements if measurements is not None else 4 * d * rank
         if m <= 0:
             raise ValueError(f"make_task: measurements must be positive, got {m}")
-        a = jax.random.normal(k_obs, (m, d, d), dtype)
+        a = jax.random.normal(k_obs, (m, d, d), dtype) / d
         y = jnp.einsum("mij,ij->m", a, target)
         data = {"target": target, "a": a, "y": y}
-        return RecoveryTask(name, sensing_loss, factorization_mean_loss, data, jnp.einsum("m,mij->ij", y, a) / m)
+        return RecoveryTask(name, sensing_loss, factorization_mean_loss, data,
+                            jnp.einsum("m,mij->ij", y, a) * (d * d / m))
     raise ValueError(f"make_task: unknown task {name!r}; use 'factorization', 'completion' or 'sensing'")
