@@ -50,8 +50,9 @@ def run(config, workdir: Path) -> dict:
         fits.append(recovery.fit(m, task, config.eta, config.steps, tol=config.tol, chunk_size=config.chunk_size,
                                  record_every=config.record_every, recorders={"w": entries}))
     authors_ms = None
-    if config.authors_steps and "original" in [f.label for f in fits]:
-        authors_ms = recovery.authors_pattern_ms(methods[0], task, config.eta, config.authors_steps)
+    originals = [m for m in methods if m.label == "original"]
+    if config.authors_steps and originals:
+        authors_ms = recovery.authors_pattern_ms(originals[0], task, config.eta, config.authors_steps)
 
     base = fits[0]
     reach = max(float(base.test_error[-1]), config.reach)
