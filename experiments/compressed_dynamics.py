@@ -57,15 +57,19 @@ def run(config, workdir: Path) -> dict:
     base = fits[0]
     reach = max(float(base.test_error[-1]), config.reach)
     per_method = {}
+    base_final = float(base.test_error[-1])
     for f in fits:
-        hit = int(f.steps_to_error(reach))
-        per_method[f.label] = {
-            "num_params": f.num_params, "steps": f.steps, "ms_per_step": f.ms_per_step,
-            "final_loss": float(f.loss[-1]), "final_test_error": float(f.test_error[-1]),
-            "steps_to_reach": hit, "time_to_reach_s": hit * f.ms_per_step / 1e3 if hit >= 0 else None}
-    t_base = per_method[base.label]["time_to_reach_s"]
+        row = {"num_params": f.num_params, "steps": f.steps, "ms_per_step": f.ms_per_step,
+               "final_loss": float(f.loss[-1]), "final_test_error": float(f.test_error[-1])}
+        for name, level in (("reach", reach), ("first_final", base_final)):  # first_final: the reference's final error
+            hit = int(f.steps_to_error(level))
+            row[f"steps_to_{name}"] = hit
+            row[f"time_to_{name}_s"] = hit * f.ms_per_step / 1e3 if hit >= 0 else None
+        per_method[f.label] = row
     for label, row in per_method.items():
-        row["speedup_vs_first"] = t_base / row["time_to_reach_s"] if t_base and row["time_to_reach_s"] else None
+        for name in ("reach", "first_final"):
+            t_base, t = per_method[base.label][f"time_to_{name}_s"], row[f"time_to_{name}_s"]
+            row[f"speedup_to_{name}_vs_first"] = t_base / t if t_base and t else None
 
     mean, comps, ratio = analysis.trajectory_pca(base.records["w"], k=2)
     proj = {f.label: (np.asarray(f.records["w"], np.float64) - mean) @ comps.T for f in fits}
