@@ -1,7 +1,7 @@
 """Cheap spectral tracking at every step: warm-started subspace iteration with Rayleigh-Ritz.
 
 ``TopKTracker(matrices, k)`` is a stateful recorder for ``lrjax.dynamics.run``. For each matrix ``W``
-(``matrices(params) -> (L, m, n)``) it keeps an orthonormal ``Q: (n, k)`` and, per update,
+(``matrices(params) -> (L, m, n)`` or a list of matrices) it keeps an orthonormal ``Q: (n, k)`` and, per update,
 
 1. ``Q <- qr(W^T (W Q))`` (``iters`` times; one power step per training step, warm-started);
 2. Rayleigh-Ritz: eigen-decomposition of the ``k x k`` matrix ``(W Q)^T (W Q)`` gives the top-``k``
@@ -27,7 +27,11 @@ import jax.numpy as jnp
 
 @dataclasses.dataclass(frozen=True)
 class TopKTracker:
-    """Stateful recorder: ``init(params) -> Q (L, n, k)``, ``update(Q, params) -> (Q, values)``."""
+    """Stateful recorder: ``init(params) -> [Q_l (n_l, k)]``, ``update(Qs, params) -> (Qs, values)``.
+
+    ``matrices(params)`` returns an ``(L, m, n)`` array or a list of ``L`` matrices (a list avoids copying
+    the factors into one stack). Values: ``top (L, k)``, and with ``moments`` ``bulk_rms``, ``bulk_spread (L,)``.
+    """
 
     matrices: Callable
     k: int
@@ -35,31 +39,40 @@ class TopKTracker:
     moments: bool = True
     seed: int = 0
 
+    def _list(self, params) -> list:
+        ws = self.matrices(params)
+        return list(ws) if isinstance(ws, (list, tuple)) else [ws[i] for i in range(ws.shape[0])]
+
     def init(self, params):
-        w = self.matrices(params)
-        q = jax.random.normal(jax.random.key(self.seed), w.shape[:-2] + (w.shape[-1], self.k), w.dtype)
-        return jnp.linalg.qr(q)[0]
+        ws = self._list(params)
+        keys = jax.random.split(jax.random.key(self.seed), len(ws))
+        return [jnp.linalg.qr(jax.random.normal(key, (w.shape[-1], self.k), w.dtype))[0] for key, w in zip(keys, ws)]
 
-    def update(self, q, params):
-        w = self.matrices(params)
-        for _ in range(self.iters):
-            q = jnp.linalg.qr(jnp.swapaxes(w, -1, -2) @ (w @ q))[0]
-        b = w @ q                                              # (L, m, k)
-        evals, evecs = jnp.linalg.eigh(jnp.swapaxes(b, -1, -2) @ b)
-        evals, evecs = evals[..., ::-1], evecs[..., ::-1]
-        q = q @ evecs
-        values = {"top": jnp.sqrt(jnp.clip(evals, 0.0))}
+    def update(self, qs, params):
+        new_qs, top, rms, spread = [], [], [], []
+        for w, q in zip(self._list(params), qs):
+            for _ in range(self.iters):
+                q = jnp.linalg.qr(jnp.einsum("ij,ik->jk", w, w @ q))[0]   # W^T (W Q), no transpose copy
+            b = w @ q                                                    # (m, k)
+            evals, evecs = jnp.linalg.eigh(b.T @ b)
+            evals, evecs = evals[::-1], evecs[:, ::-1]
+            q = q @ evecs
+            new_qs.append(q)
+            top.append(jnp.sqrt(jnp.clip(evals, 0.0)))
+            if self.moments:
+                n = w.shape[-1]
+                bulk = w - (w @ q) @ q.T
+                s2 = jnp.sum(bulk * bulk) / (n - self.k)
+                gram = jnp.einsum("ij,ik->jk", bulk, bulk)
+                s4 = jnp.sum(gram * gram) / (n - self.k)
+                rms.append(jnp.sqrt(s2))
+                spread.append(jnp.sqrt(jnp.clip(s4 - s2 * s2, 0.0)) / jnp.maximum(s2, jnp.finfo(w.dtype).tiny))
+        values = {"top": jnp.stack(top)}
         if self.moments:
-            n = w.shape[-1]
-            bulk = w - (w @ q) @ jnp.swapaxes(q, -1, -2)
-            s2 = jnp.sum(bulk * bulk, axis=(-2, -1)) / (n - self.k)
-            gram = jnp.swapaxes(bulk, -1, -2) @ bulk
-            s4 = jnp.sum(gram * gram, axis=(-2, -1)) / (n - self.k)
-            values["bulk_rms"] = jnp.sqrt(s2)
-            values["bulk_spread"] = jnp.sqrt(jnp.clip(s4 - s2 * s2, 0.0)) / jnp.maximum(s2, jnp.finfo(w.dtype).tiny)
-        return q, values
+            values["bulk_rms"], values["bulk_spread"] = jnp.stack(rms), jnp.stack(spread)
+        return new_qs, values
 
 
-def deep_factors(theta) -> jax.Array:
-    """``(L, d, d)`` stack of a deep theta's (square) factors, for ``TopKTracker(deep_factors, k)``."""
-    return jnp.stack(theta["factors"])
+def deep_factors(theta) -> list:
+    """A deep theta's factors ``[F_1, ..., F_L]``, for ``TopKTracker(deep_factors, k)``."""
+    return list(theta["factors"])
