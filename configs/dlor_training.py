@@ -21,6 +21,7 @@ def get_config(arg=None):
     c.epochs = 50000
     c.budgets = (5000, 50000)
     c.threshold = 1e-3                # train MSE counted as success
+    c.extra_thresholds = (1e-5,)      # stricter levels also reported
     c.lr = 1e-3
     c.seeds = 10
     c.record_every = 500

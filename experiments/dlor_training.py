@@ -6,7 +6,8 @@ Students (tanh): *deep* ``(2, w, ..., w, 2)`` with ``dlor(rank)`` hidden-to-hidd
 parallel ``(2, w, w, 2)`` networks with ``lowrank(rank)`` hidden layers, outputs summed; *dense*: a dense
 MLP whose width is chosen so its parameter count matches the deep network's. Adam, full batch (one step =
 one epoch), ``seeds`` seeds per architecture in one vmapped program. Reported: train MSE after each budget,
-epochs to ``threshold``, success rate within the run, test MSE on held-out points.
+epochs to ``threshold`` (and to each of ``extra_thresholds``), success rate within the run, test MSE on
+held-out points.
 """
 from __future__ import annotations
 
@@ -54,6 +55,10 @@ def run(config, workdir: Path) -> dict:
                "success_rate": float(np.mean(epochs >= 0)),
                "median_epochs_to_threshold": float(np.median(epochs[epochs >= 0])) if (epochs >= 0).any() else None,
                "final_test_mse_median": float(np.median(tr.test_error[:, -1])), "seconds": tr.seconds}
+        for level in config.extra_thresholds:  # a stricter level separates architectures that all reach 1e-3
+            ep = tr.epochs_to(level)
+            row[f"success_rate_at_{level:g}"] = float(np.mean(ep >= 0))
+            row[f"median_epochs_to_{level:g}"] = float(np.median(ep[ep >= 0])) if (ep >= 0).any() else None
         for b in config.budgets:
             if b <= config.epochs:
                 row[f"train_mse_at_{b}"] = tr.loss[:, b - 1].tolist()
