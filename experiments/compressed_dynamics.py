@@ -48,7 +48,8 @@ def run(config, workdir: Path) -> dict:
         def entries(theta, p=m.param):
             return p.materialize(theta).ravel()[idx]
         fits.append(recovery.fit(m, task, config.eta, config.steps, tol=config.tol, chunk_size=config.chunk_size,
-                                 record_every=config.record_every, recorders={"w": entries}))
+                                 record_every=config.record_every, recorders={"w": entries},
+                                 workdir=recovery.checkpoint_dir(workdir, m.label)))
     authors_ms = None
     originals = [m for m in methods if m.label == "original"]
     if config.authors_steps and originals:

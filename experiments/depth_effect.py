@@ -24,7 +24,8 @@ def run(config, workdir: Path) -> dict:
     for depth, eta in zip(config.depths, config.etas):
         for w in config.widths:
             m = recovery.batched(keys, lambda k, w=w, depth=depth: recovery.narrow(task, depth, config.eps, k, w))
-            f = recovery.fit(m, task, eta, config.steps, chunk_size=config.chunk_size, batched=True)
+            f = recovery.fit(m, task, eta, config.steps, chunk_size=config.chunk_size, batched=True,
+                             workdir=recovery.checkpoint_dir(workdir, f"L{depth} {m.label}"))
             err = f.test_error[:, -1]
             rows.append({"depth": depth, "width": w, "eta": eta, "test_error_median": float(np.median(err)),
                          "test_error": err.tolist(), "train_loss_median": float(np.median(f.loss[:, -1]))})

@@ -32,19 +32,20 @@ def run(config, workdir: Path) -> dict:
                            fraction=config.fraction, dtype=dtype)
     keys = jax.random.split(jax.random.key(config.seed + 1), config.seeds)
 
-    def train(m):
+    def train(m, section):
         return summarize(recovery.fit(m, task, config.eta, config.steps, tol=config.tol,
-                                      chunk_size=config.chunk_size, batched=True))
+                                      chunk_size=config.chunk_size, batched=True,
+                                      workdir=recovery.checkpoint_dir(workdir, f"{section} {m.label}")))
 
     def orig(k):
         return recovery.original(task, config.depth, config.eps, k)
 
-    gamma_rows = [train(recovery.batched(keys, lambda k, g=g: recovery.compressed(task, orig(k), config.rank, float(g))))
+    gamma_rows = [train(recovery.batched(keys, lambda k, g=g: recovery.compressed(task, orig(k), config.rank, float(g))), "gamma")
                   for g in config.gammas]
     width_rows = []
     for rh in config.rhats:
-        comp = train(recovery.batched(keys, lambda k, rh=rh: recovery.compressed(task, orig(k), rh, config.gamma)))
-        narrow = train(recovery.batched(keys, lambda k, rh=rh: recovery.narrow(task, config.depth, config.eps, k, 2 * rh)))
+        comp = train(recovery.batched(keys, lambda k, rh=rh: recovery.compressed(task, orig(k), rh, config.gamma)), "width")
+        narrow = train(recovery.batched(keys, lambda k, rh=rh: recovery.narrow(task, config.depth, config.eps, k, 2 * rh)), "width")
         width_rows.append({"rhat": rh, "compressed": comp, "narrow": narrow})
     plot(config, gamma_rows, width_rows, figure_path(workdir, "gamma_and_width"))
     return {"gamma_ablation": gamma_rows, "width_comparison": width_rows}

@@ -17,6 +17,7 @@ is ``step * ms_per_step`` (every chunk runs the same compiled program).
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from typing import Any
 
@@ -97,9 +98,11 @@ class Fit:
 
 def fit(method: Method, task: RecoveryTask, eta: float, steps: int, *, tol: float | None = None,
         chunk_size: int = 100, record_every: int = 100, recorders=None, batched: bool = False,
-        progress: bool | None = None) -> Fit:
+        progress: bool | None = None, workdir=None, checkpoint_every: int = 10) -> Fit:
     """Plain GD (``optax.sgd(eta)``, outer factors at ``method.outer_lr_scale * eta``) on ``task.loss``;
-    the test error is recorded every ``record_every`` steps (as the papers' code does every 100)."""
+    the test error is recorded every ``record_every`` steps (as the papers' code does every 100).
+    With ``workdir`` the run checkpoints there and a re-run resumes (``ms_per_step`` then times the steps
+    run in this process only)."""
     p = method.param
     one = jax.tree.map(lambda x: x[0], method.theta) if batched else method.theta
     tx = optimizer(optax.sgd(eta), p.roles(one), outer_lr_scale=method.outer_lr_scale)
@@ -114,9 +117,18 @@ def fit(method: Method, task: RecoveryTask, eta: float, steps: int, *, tol: floa
     kw = dict(data=task.data, chunk_size=chunk_size, record_every=record_every, recorders=recorders,
               batched=batched, desc=method.label)
     dynamics.run(loss, method.theta, tx, min(chunk_size, steps), progress=False, **kw)  # compile
-    res = dynamics.run(loss, method.theta, tx, steps, tol=tol, progress=progress, **kw)
-    return Fit(method.label, p.num_params(task.surrogate.shape), res.steps, 1e3 * res.wall_time / max(res.steps, 1),
+    res = dynamics.run(loss, method.theta, tx, steps, tol=tol, progress=progress, workdir=workdir,
+                       checkpoint_every=checkpoint_every, **kw)
+    ran = res.steps - (res.resumed_from or 0)
+    return Fit(method.label, p.num_params(task.surrogate.shape), res.steps,
+               1e3 * res.wall_time / ran if ran > 0 else float("nan"),
                res.scalars["loss"], res.records["step"], res.records["test_error"], res.records, res.steps_to_tol)
+
+
+def checkpoint_dir(workdir, label: str):
+    """``workdir/checkpoints/<label as a file name>``: where ``fit`` keeps one method's checkpoints."""
+    import pathlib
+    return pathlib.Path(workdir) / "checkpoints" / re.sub(r"[^A-Za-z0-9.=_-]+", "_", label)
 
 
 def first_step_below(curve: np.ndarray, level: float) -> int:

@@ -124,3 +124,15 @@ def test_compressed_dynamics_runs_on_sensing(tmp_path):
                        workdir=str(tmp_path), quiet=True)
     assert m["task"] == "sensing" and set(m["methods"]) >= {"original"}
     assert m["methods"]["original"]["final_loss"] < 0.5 * m["methods"]["original"]["final_test_error"] + 1.0
+
+
+def test_fit_checkpoints_and_resumes_bit_identically(completion, tmp_path):
+    m = recovery.original(completion, 3, 1e-2, jax.random.key(0))
+    ck = recovery.checkpoint_dir(tmp_path, m.label + " w=4/gamma")
+    assert ck.parent == tmp_path / "checkpoints" and "/" not in ck.name and " " not in ck.name
+    recovery.fit(m, completion, 20.0, 200, chunk_size=100, workdir=ck, checkpoint_every=1, progress=False)
+    resumed = recovery.fit(m, completion, 20.0, 400, chunk_size=100, workdir=ck, checkpoint_every=1, progress=False)
+    straight = recovery.fit(m, completion, 20.0, 400, chunk_size=100, progress=False)
+    np.testing.assert_array_equal(resumed.loss, straight.loss)
+    np.testing.assert_array_equal(resumed.test_error, straight.test_error)
+    assert np.isfinite(resumed.ms_per_step)
