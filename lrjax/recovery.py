@@ -17,6 +17,7 @@ is ``step * ms_per_step`` (every chunk runs the same compiled program).
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 import re
 import time
 from typing import Any
@@ -127,7 +128,6 @@ def fit(method: Method, task: RecoveryTask, eta: float, steps: int, *, tol: floa
 
 def checkpoint_dir(workdir, label: str):
     """``workdir/checkpoints/<label as a file name>``: where ``fit`` keeps one method's checkpoints."""
-    import pathlib
     return pathlib.Path(workdir) / "checkpoints" / re.sub(r"[^A-Za-z0-9.=_-]+", "_", label)
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import optax
 
 from lrjax import dynamics
+from lrjax.recovery import first_step_below
 
 
 def uniform_inputs(key, count: int, dim: int, dtype=jnp.float64):
@@ -30,8 +31,7 @@ class Training:
 
     def epochs_to(self, level: float) -> np.ndarray:
         """First epoch whose train MSE is ``<= level``, per seed (``-1``: never)."""
-        hit = self.loss <= level
-        return np.where(hit.any(axis=-1), np.argmax(hit, axis=-1), -1)
+        return first_step_below(self.loss, level)
 
 
 def train(net, data: dict, steps: int, *, seeds: int, lr: float = 1e-3, key=0, record_every: int = 500,
