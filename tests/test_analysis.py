@@ -69,13 +69,16 @@ def test_topk_tracker_matches_svd(dtype, rtol):
         w = rot @ w
     # the bulk of w0 + bulk is not flat: spread must be clearly non-zero; a flat bulk gives ~0
     assert float(values["bulk_spread"][0]) > 1e-3
-    flat = _planted(jax.random.key(4), d, d, top, dtype)[0]
-    u, _, vt = jnp.linalg.svd(flat)
-    flat = flat + 0.1 * u[:, k:] @ vt[k:]
-    q = tracker.init(flat)
-    for _ in range(10):
-        q, values = update(q, flat)
-    assert float(values["bulk_spread"][0]) < 1e3 * rtol
+    # several draws: the spread is computed without cancellation, so it is ~sqrt(d) eps on every one
+    # (E[s^4] - E[s^2]^2 gave up to 2e-8 in float64 depending on rounding)
+    for seed in range(4, 10):
+        flat = _planted(jax.random.key(seed), d, d, top, dtype)[0]
+        u, _, vt = jnp.linalg.svd(flat)
+        flat = flat + 0.1 * u[:, k:] @ vt[k:]
+        q = tracker.init(flat)
+        for _ in range(10):
+            q, values = update(q, flat)
+        assert float(values["bulk_spread"][0]) < 10 * rtol, seed
 
 
 def test_tracker_runs_inside_the_runner():

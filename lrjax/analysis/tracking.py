@@ -8,7 +8,7 @@
    singular values ``top: (L, k)`` and rotates ``Q`` onto the Ritz vectors;
 3. the bulk, ``B = W (I - Q Q^T)``: ``bulk_rms = ||B||_F / sqrt(n - k)`` and
    ``bulk_spread = std(sigma^2) / mean(sigma^2)`` over the remaining ``n - k`` singular values,
-   from ``||B||_F^2`` and ``||B^T B||_F^2`` (zero iff they are all equal: the structure the
+   from ``||B||_F^2`` and ``||B^T B - s2 (I - Q Q^T)||_F^2`` (zero iff they are all equal: the structure the
    invariant-subspace theorem predicts, so ``[top, bulk_rms * ones]`` is then the full spectrum).
 
 Cost per matrix: ``O(m n k)`` for 1-2 and one ``n x n`` Gram (``m n^2``) for 3 (``moments=False`` skips
@@ -63,10 +63,12 @@ class TopKTracker:
                 n = w.shape[-1]
                 bulk = w - (w @ q) @ q.T
                 s2 = jnp.sum(bulk * bulk) / (n - self.k)
-                gram = jnp.einsum("ij,ik->jk", bulk, bulk)
-                s4 = jnp.sum(gram * gram) / (n - self.k)
+                # centred on the bulk subspace: B^T B - s2 (I - Q Q^T) has eigenvalues sigma_i^2 - s2 there and
+                # 0 on span(Q); squaring it avoids the cancellation of E[sigma^4] - E[sigma^2]^2 (~sqrt(eps))
+                centred = jnp.einsum("ij,ik->jk", bulk, bulk) - s2 * (jnp.eye(n, dtype=w.dtype) - q @ q.T)
+                var = jnp.sum(centred * centred) / (n - self.k)
                 rms.append(jnp.sqrt(s2))
-                spread.append(jnp.sqrt(jnp.clip(s4 - s2 * s2, 0.0)) / jnp.maximum(s2, jnp.finfo(w.dtype).tiny))
+                spread.append(jnp.sqrt(var) / jnp.maximum(s2, jnp.finfo(w.dtype).tiny))
         values = {"top": jnp.stack(top)}
         if self.moments:
             values["bulk_rms"], values["bulk_spread"] = jnp.stack(rms), jnp.stack(spread)
