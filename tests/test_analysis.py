@@ -1,4 +1,6 @@
 """Spectral tools, the top-k tracker against jnp.linalg.svd, compression, and the theorem check."""
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -159,3 +161,52 @@ def test_compress_bound_deep_lora_model():
     np.testing.assert_allclose(loss(small), loss(bound), atol=1e-5)
     counts = lf.count_params(small)
     assert counts["outer"] == 8 * 4 + 4 * 10 + 10 * 4 + 4 * 6 and counts["trainable"] == 2 * 3 * 16
+
+
+SOLVER_CALL = re.compile(r'custom_call_target="[^"]*(potrf|trsm|syev|geqrf|orgqr|gesv|triangular)[^"]*"|triangular-solve\(',
+                         re.IGNORECASE)
+
+
+def test_tracker_solver_calls_do_not_grow_with_depth():
+    """All k x k factorisations of the L matrices are batched: the compiled update has as many solver calls for
+    L = 4 as for L = 1, and no per-matrix Householder QR (the GPU cost of these calls is launch latency)."""
+    tracker = analysis.TopKTracker(lambda ws: list(ws), k=5)
+    counts = []
+    for depth in (1, 4):
+        ws = [jnp.eye(30, dtype=jnp.float32)] * depth
+        hlo = jax.jit(tracker.update).lower(tracker.init(ws), ws).compile().as_text()
+        counts.append(len(SOLVER_CALL.findall(hlo)))
+        assert "geqrf" not in hlo.lower()
+    assert counts[0] == counts[1] > 0, counts
+
+
+@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
+def test_tracker_zero_and_rank_deficient_matrices(dtype):
+    """W = 0 (a zero-initialised LoRA factor) and rank(W) = 3 < k stay finite and orthonormal; the top values
+    are right to the sqrt(eps) resolution of W^T W."""
+    d, k = 60, 8
+    full, _, _ = _planted(jax.random.key(5), d, d, list(np.geomspace(10.0, 1e-2, d)), dtype)
+    low, _, _ = _planted(jax.random.key(6), d, d, [10.0, 5.0, 2.0], dtype)
+    ws = jnp.stack([full, jnp.zeros_like(full), low])
+    tracker = analysis.TopKTracker(lambda w: w, k=k)
+    update = jax.jit(tracker.update)
+    qs = tracker.init(ws)
+    for _ in range(40):
+        qs, values = update(qs, ws)
+    for q in qs:
+        np.testing.assert_allclose(q.T @ q, np.eye(k), atol=50 * jnp.finfo(dtype).eps)
+    expected = np.stack([np.linalg.svd(np.asarray(w, np.float64), compute_uv=False)[:k] for w in ws])
+    np.testing.assert_allclose(values["top"], expected, atol=3 * np.sqrt(jnp.finfo(dtype).eps) * 10.0)
+    assert all(np.all(np.isfinite(v)) for v in values.values())
+
+
+@pytest.mark.parametrize("dtype, log_cond", [(jnp.float64, 10), (jnp.float32, 4)])
+def test_orthonormalize_ill_conditioned_blocks(dtype, log_cond):
+    """Shifted CholeskyQR3 gives an orthonormal basis of the same span as QR, for cond(Y) = 10^log_cond."""
+    ys = [_planted(jax.random.key(7 + i), 80, 6, list(np.geomspace(1.0, 10.0 ** -log_cond, 6)), dtype)[0]
+          for i in range(2)]
+    eps = float(jnp.finfo(dtype).eps)
+    for y, q in zip(ys, analysis.orthonormalize(ys)):
+        np.testing.assert_allclose(q.T @ q, np.eye(6), atol=100 * eps)
+        # same span: projecting Y onto span(Q) keeps it, to eps * cond
+        np.testing.assert_allclose(q @ (q.T @ y), y, atol=100 * eps * 10.0 ** log_cond * float(jnp.abs(y).max()))
