@@ -12,6 +12,8 @@ size ``d`` it times, after compiling:
 - ``track``: the runner while recording the spectra of all three factors at *every* step with
   ``analysis.TopKTracker`` (top ``k = 2 r* + 2`` singular values by warm-started subspace iteration plus
   the bulk's RMS and spread, which together give the full spectrum when the bulk is flat);
+- ``topk``: the same without the bulk moments (``moments=False``: no ``d x d`` Gram per factor), which
+  separates the small-factorisation cost from the Gram's flops;
 - ``svd``: the runner with a full ``jnp.linalg.svd`` of the three factors at every step (the naive way).
 
 Precision is set with ``jax.default_matmul_precision`` (``highest``: true fp32 on GPUs, no TF32).
@@ -78,7 +80,9 @@ def bench_size(d: int, steps: int, seeds: int) -> dict:
                            record_every=1 if recorders else 0, recorders=recorders)
         jax.block_until_ready(res.params)
 
-    tracker = {"spectra": analysis.TopKTracker(analysis.deep_factors, k=2 * target_rank(d) + 2)}
+    k = 2 * target_rank(d) + 2
+    tracker = {"spectra": analysis.TopKTracker(analysis.deep_factors, k=k)}
+    topk = {"spectra": analysis.TopKTracker(analysis.deep_factors, k=k, moments=False)}
     svd = {"spectra": analysis.factor_spectra}
     svd_steps = min(steps, 20)
 
@@ -102,16 +106,20 @@ def bench_size(d: int, steps: int, seeds: int) -> dict:
     def track():
         runner(recorders=tracker)
 
+    def track_topk():
+        runner(recorders=topk)
+
     def full_svd():
         runner(svd_steps, recorders=svd)
 
-    for f in (runner, loop, floor, track, full_svd):
+    for f in (runner, loop, floor, track, track_topk, full_svd):
         f()  # compile
     row = {"d": d, "steps": steps,
            "runner_ms": 1e3 * _time(runner) / steps,
            "python_loop_ms": 1e3 * _time(loop) / steps,
            "matmul_floor_ms": 1e3 * _time(floor) / steps,
            "track_every_step_ms": 1e3 * _time(track) / steps,
+           "topk_every_step_ms": 1e3 * _time(track_topk) / steps,
            "svd_every_step_ms": 1e3 * _time(full_svd, repeats=1) / svd_steps}
     if seeds:
         keys = jax.random.split(jax.random.key(1), seeds)
@@ -140,13 +148,14 @@ def bench_dynamics(sizes, steps: int = 500, seeds: int = 64, precision: str = "h
             rows.append(bench_size(d, n, seeds if d <= 100 else 0))
     print(f"device: {device.device_kind} ({device.platform}), jax {jax.__version__}, precision {precision}")
     print(f"{'d':>5} {'steps':>5} {'runner ms':>9} {'loop ms':>8} {'floor ms':>8} {'run/floor':>9} "
-          f"{'loop/run':>8} {'seeds x':>7} {'track ms':>8} {'track/run':>9} {'svd ms':>8} {'svd/run':>8}")
+          f"{'loop/run':>8} {'seeds x':>7} {'track ms':>8} {'track/run':>9} {'topk/run':>8} {'svd ms':>8} {'svd/run':>8}")
     for r in rows:
         seeds_x = f"{r['seed_throughput_x']:.1f}" if "seed_throughput_x" in r else "-"
         print(f"{r['d']:>5} {r['steps']:>5} {r['runner_ms']:>9.4f} {r['python_loop_ms']:>8.4f} "
               f"{r['matmul_floor_ms']:>8.4f} {r['runner_ms'] / r['matmul_floor_ms']:>9.2f} "
               f"{r['python_loop_ms'] / r['runner_ms']:>8.2f} {seeds_x:>7} {r['track_every_step_ms']:>8.4f} "
-              f"{r['track_every_step_ms'] / r['runner_ms']:>9.2f} {r['svd_every_step_ms']:>8.3f} "
+              f"{r['track_every_step_ms'] / r['runner_ms']:>9.2f} {r['topk_every_step_ms'] / r['runner_ms']:>8.2f} "
+              f"{r['svd_every_step_ms']:>8.3f} "
               f"{r['svd_every_step_ms'] / r['runner_ms']:>8.1f}")
     if out:
         write_json(out, {"device": device.device_kind, "platform": device.platform, "jax": jax.__version__,
