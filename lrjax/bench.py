@@ -12,6 +12,9 @@ size ``d`` it times, after compiling:
 - ``track``: the runner while recording the spectra of all three factors at *every* step with
   ``analysis.TopKTracker`` (top ``k = 2 r* + 2`` singular values by warm-started subspace iteration plus
   the bulk's RMS and spread, which together give the full spectrum when the bulk is flat);
+- ``track err``: ``max_i |top_i - sigma_i| / sigma_1`` of the last step's tracked values against
+  ``jnp.linalg.svd`` (this problem starts from a flat spectrum, so the top values emerge from the bulk with
+  a small gap: the hard case for one power step per training step; ``TopKTracker(iters=...)`` buys accuracy);
 - ``topk``: the same without the bulk moments (``moments=False``: no ``d x d`` Gram per factor), which
   separates the small-factorisation cost from the Gram's flops;
 - ``svd``: the runner with a full ``jnp.linalg.svd`` of the three factors at every step (the naive way).
@@ -79,6 +82,7 @@ def bench_size(d: int, steps: int, seeds: int) -> dict:
         res = dynamics.run(loss, theta, tx, n, data=target, chunk_size=min(chunk, n), progress=False,
                            record_every=1 if recorders else 0, recorders=recorders)
         jax.block_until_ready(res.params)
+        return res
 
     k = 2 * target_rank(d) + 2
     tracker = {"spectra": analysis.TopKTracker(analysis.deep_factors, k=k)}
@@ -104,7 +108,7 @@ def bench_size(d: int, steps: int, seeds: int) -> dict:
         jax.block_until_ready(floor_fn(tuple(theta["factors"])))
 
     def track():
-        runner(recorders=tracker)
+        return runner(recorders=tracker)
 
     def track_topk():
         runner(recorders=topk)
@@ -112,7 +116,10 @@ def bench_size(d: int, steps: int, seeds: int) -> dict:
     def full_svd():
         runner(svd_steps, recorders=svd)
 
-    for f in (runner, loop, floor, track, track_topk, full_svd):
+    res = track()  # compiles; its last record against jnp.linalg.svd of the final factors gives the accuracy
+    exact = np.stack([np.linalg.svd(np.asarray(f, np.float64), compute_uv=False) for f in res.params["factors"]])
+    track_error = float(np.max(np.abs(res.records["spectra/top"][-1] - exact[:, :k])) / exact[:, 0].max())
+    for f in (runner, loop, floor, track_topk, full_svd):
         f()  # compile
     row = {"d": d, "steps": steps,
            "runner_ms": 1e3 * _time(runner) / steps,
@@ -120,6 +127,7 @@ def bench_size(d: int, steps: int, seeds: int) -> dict:
            "matmul_floor_ms": 1e3 * _time(floor) / steps,
            "track_every_step_ms": 1e3 * _time(track) / steps,
            "topk_every_step_ms": 1e3 * _time(track_topk) / steps,
+           "track_error": track_error,
            "svd_every_step_ms": 1e3 * _time(full_svd, repeats=1) / svd_steps}
     if seeds:
         keys = jax.random.split(jax.random.key(1), seeds)
@@ -148,13 +156,14 @@ def bench_dynamics(sizes, steps: int = 500, seeds: int = 64, precision: str = "h
             rows.append(bench_size(d, n, seeds if d <= 100 else 0))
     print(f"device: {device.device_kind} ({device.platform}), jax {jax.__version__}, precision {precision}")
     print(f"{'d':>5} {'steps':>5} {'runner ms':>9} {'loop ms':>8} {'floor ms':>8} {'run/floor':>9} "
-          f"{'loop/run':>8} {'seeds x':>7} {'track ms':>8} {'track/run':>9} {'topk/run':>8} {'svd ms':>8} {'svd/run':>8}")
+          f"{'loop/run':>8} {'seeds x':>7} {'track ms':>8} {'track/run':>9} {'topk/run':>8} {'trk err':>8} {'svd ms':>8} {'svd/run':>8}")
     for r in rows:
         seeds_x = f"{r['seed_throughput_x']:.1f}" if "seed_throughput_x" in r else "-"
         print(f"{r['d']:>5} {r['steps']:>5} {r['runner_ms']:>9.4f} {r['python_loop_ms']:>8.4f} "
               f"{r['matmul_floor_ms']:>8.4f} {r['runner_ms'] / r['matmul_floor_ms']:>9.2f} "
               f"{r['python_loop_ms'] / r['runner_ms']:>8.2f} {seeds_x:>7} {r['track_every_step_ms']:>8.4f} "
               f"{r['track_every_step_ms'] / r['runner_ms']:>9.2f} {r['topk_every_step_ms'] / r['runner_ms']:>8.2f} "
+              f"{r['track_error']:>8.1e} "
               f"{r['svd_every_step_ms']:>8.3f} "
               f"{r['svd_every_step_ms'] / r['runner_ms']:>8.1f}")
     if out:
