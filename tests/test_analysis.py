@@ -210,3 +210,11 @@ def test_orthonormalize_ill_conditioned_blocks(dtype, log_cond):
         np.testing.assert_allclose(q.T @ q, np.eye(6), atol=100 * eps)
         # same span: projecting Y onto span(Q) keeps it, to eps * cond
         np.testing.assert_allclose(q @ (q.T @ y), y, atol=100 * eps * 10.0 ** log_cond * float(jnp.abs(y).max()))
+
+
+def test_tracker_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="k >= 1"):
+        analysis.TopKTracker(analysis.deep_factors, k=0)
+    with pytest.raises(ValueError, match="at least k \\+ 1 columns"):
+        analysis.TopKTracker(lambda w: [w], k=4).init(jnp.ones((6, 4)))
+    analysis.TopKTracker(lambda w: [w], k=4, moments=False).init(jnp.ones((6, 4)))  # no bulk needed

@@ -108,12 +108,20 @@ class TopKTracker:
     moments: bool = True
     seed: int = 0
 
+    def __post_init__(self):
+        if self.k < 1 or self.iters < 1:
+            raise ValueError(f"TopKTracker needs k >= 1 and iters >= 1, got k={self.k}, iters={self.iters}")
+
     def _list(self, params) -> list:
         ws = self.matrices(params)
         return list(ws) if isinstance(ws, (list, tuple)) else [ws[i] for i in range(ws.shape[0])]
 
     def init(self, params):
         ws = self._list(params)
+        for w in ws:
+            if w.ndim != 2 or self.k + self.moments > w.shape[-1]:
+                raise ValueError(f"TopKTracker(k={self.k}, moments={self.moments}) needs 2-D matrices with at least "
+                                 f"k{' + 1' if self.moments else ''} columns (a bulk to summarise); got shape {w.shape}")
         keys = jax.random.split(jax.random.key(self.seed), len(ws))
         return [jnp.linalg.qr(jax.random.normal(key, (w.shape[-1], self.k), w.dtype))[0] for key, w in zip(keys, ws)]
 
