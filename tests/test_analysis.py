@@ -218,3 +218,15 @@ def test_tracker_rejects_bad_sizes():
     with pytest.raises(ValueError, match="at least k \\+ 1 columns"):
         analysis.TopKTracker(lambda w: [w], k=4).init(jnp.ones((6, 4)))
     analysis.TopKTracker(lambda w: [w], k=4, moments=False).init(jnp.ones((6, 4)))  # no bulk needed
+
+
+def test_bulk_spread_split_blocks_match_the_full_gram():
+    """The symmetric n/2-block evaluation of ||B^T B - s2 (I - QQ^T)||_F^2 equals the one-block one."""
+    from lrjax.analysis.tracking import _centred_norm2
+    w = jax.random.normal(jax.random.key(0), (30, 20))
+    q = jnp.linalg.qr(jax.random.normal(jax.random.key(1), (20, 3)))[0]
+    bulk = w - (w @ q) @ q.T
+    s2 = jnp.sum(bulk * bulk) / 17
+    np.testing.assert_allclose(_centred_norm2(bulk, q, s2, split_from=4), _centred_norm2(bulk, q, s2), rtol=1e-12)
+    full = bulk.T @ bulk - s2 * (jnp.eye(20) - q @ q.T)
+    np.testing.assert_allclose(_centred_norm2(bulk, q, s2), jnp.sum(full * full), rtol=1e-12)
