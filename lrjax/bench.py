@@ -17,7 +17,9 @@ size ``d`` it times, after compiling:
   a small gap: the hard case for one power step per training step; ``TopKTracker(iters=...)`` buys accuracy);
 - ``topk``: the same without the bulk moments (``moments=False``: no ``d x d`` Gram per factor), which
   separates the small-factorisation cost from the Gram's flops;
-- ``svd``: the runner with a full ``jnp.linalg.svd`` of the three factors at every step (the naive way).
+- ``svd``: the runner with a full ``jnp.linalg.svd`` of the three factors at every step (the naive way);
+- ``track flops``: XLA's flop count (``cost_analysis``) of one tracker update over that of one training
+  step: the device-independent arithmetic floor of ``track/run`` minus 1 (the rest is latency).
 
 Precision is set with ``jax.default_matmul_precision`` (``highest``: true fp32 on GPUs, no TF32).
 """
@@ -44,6 +46,13 @@ def _time(fn, repeats: int = 3) -> float:
         fn()
         best = min(best, time.perf_counter() - t0)
     return best
+
+
+def _flops(fn, *args) -> float:
+    """XLA's flop count of ``jit(fn)(*args)`` (nan where the backend gives none)."""
+    cost = jax.jit(fn).lower(*args).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float((cost or {}).get("flops", float("nan")))
 
 
 def target_rank(d: int) -> int:
@@ -129,6 +138,9 @@ def bench_size(d: int, steps: int, seeds: int) -> dict:
            "topk_every_step_ms": 1e3 * _time(track_topk) / steps,
            "track_error": track_error,
            "svd_every_step_ms": 1e3 * _time(full_svd, repeats=1) / svd_steps}
+    state0, step_flops = tracker["spectra"].init(theta), _flops(step, theta, tx.init(theta), target)
+    for name, rec in (("track", tracker), ("topk", topk)):
+        row[f"{name}_flops_x"] = _flops(rec["spectra"].update, state0, theta) / step_flops
     if seeds:
         keys = jax.random.split(jax.random.key(1), seeds)
         thetas = jax.vmap(lambda k: param.deep(3, scale=d ** -0.5 * 3).init(k, (d, d), jnp.float32))(keys)
@@ -156,7 +168,8 @@ def bench_dynamics(sizes, steps: int = 500, seeds: int = 64, precision: str = "h
             rows.append(bench_size(d, n, seeds if d <= 100 else 0))
     print(f"device: {device.device_kind} ({device.platform}), jax {jax.__version__}, precision {precision}")
     print(f"{'d':>5} {'steps':>5} {'runner ms':>9} {'loop ms':>8} {'floor ms':>8} {'run/floor':>9} "
-          f"{'loop/run':>8} {'seeds x':>7} {'track ms':>8} {'track/run':>9} {'topk/run':>8} {'trk err':>8} {'svd ms':>8} {'svd/run':>8}")
+          f"{'loop/run':>8} {'seeds x':>7} {'track ms':>8} {'track/run':>9} {'topk/run':>8} {'trk err':>8} {'svd ms':>8} {'svd/run':>8} "
+          f"{'trk flops':>9} {'topk flops':>10}")
     for r in rows:
         seeds_x = f"{r['seed_throughput_x']:.1f}" if "seed_throughput_x" in r else "-"
         print(f"{r['d']:>5} {r['steps']:>5} {r['runner_ms']:>9.4f} {r['python_loop_ms']:>8.4f} "
@@ -165,7 +178,7 @@ def bench_dynamics(sizes, steps: int = 500, seeds: int = 64, precision: str = "h
               f"{r['track_every_step_ms'] / r['runner_ms']:>9.2f} {r['topk_every_step_ms'] / r['runner_ms']:>8.2f} "
               f"{r['track_error']:>8.1e} "
               f"{r['svd_every_step_ms']:>8.3f} "
-              f"{r['svd_every_step_ms'] / r['runner_ms']:>8.1f}")
+              f"{r['svd_every_step_ms'] / r['runner_ms']:>8.1f} {r['track_flops_x']:>9.3f} {r['topk_flops_x']:>10.3f}")
     if out:
         write_json(out, {"device": device.device_kind, "platform": device.platform, "jax": jax.__version__,
                          "precision": precision, "date": time.strftime("%Y-%m-%d"), "rows": rows})

@@ -63,6 +63,7 @@ def test_bench_commands_print_and_save(tmp_path, capsys):
                      "--out", str(tmp_path / "d.json")]) == 0
     rows = json.loads((tmp_path / "d.json").read_text())["rows"]
     assert rows[0]["d"] == 12 and rows[0]["runner_ms"] > 0 and rows[0]["seed_throughput_x"] > 0
+    assert rows[0]["track_flops_x"] > rows[0]["topk_flops_x"] > 0  # the bulk moments add a Gram per factor
     assert cli.main(["bench", "recovery", "--sizes", "16", "--steps", "100", "--out", str(tmp_path / "r.json")]) == 0
     row = json.loads((tmp_path / "r.json").read_text())["rows"][0]
     assert row["runner_ms"] > 0 and row["authors_ms"] > 0
