@@ -200,11 +200,31 @@ def test_tracker_zero_and_rank_deficient_matrices(dtype):
     assert all(np.all(np.isfinite(v)) for v in values.values())
 
 
+def test_tracker_matrices_of_different_shapes():
+    """Unequal shapes share one zero-padded state: each matrix's top-k and bulk match its own svd."""
+    shapes, k = [(30, 20), (20, 40), (50, 30)], 3
+    ws = [_planted(jax.random.key(20 + i), m, n, [4.0, 3.0, 2.0] + [0.5 / (j + 1) for j in range(min(m, n) - 3)])[0]
+          for i, (m, n) in enumerate(shapes)]
+    tracker = analysis.TopKTracker(lambda w: w, k=k)
+    q = tracker.init(ws)
+    assert q.shape == (3, 40, k)
+    update = jax.jit(tracker.update)
+    for _ in range(60):
+        q, values = update(q, ws)
+    for i, (w, (m, n)) in enumerate(zip(ws, shapes)):
+        s = np.linalg.svd(np.asarray(w), compute_uv=False)
+        np.testing.assert_allclose(values["top"][i], s[:k], rtol=1e-12)
+        np.testing.assert_allclose(values["bulk_rms"][i], np.sqrt(np.sum(s[k:] ** 2) / (n - k)), rtol=1e-10)
+        bulk = np.concatenate([s[k:] ** 2, np.zeros(n - len(s))])  # n - k bulk values, zeros where n > m
+        np.testing.assert_allclose(values["bulk_spread"][i], bulk.std() / bulk.mean(), rtol=1e-10)
+        assert np.all(np.asarray(q[i, n:]) == 0)  # padding rows stay exactly zero
+
+
 @pytest.mark.parametrize("dtype, log_cond", [(jnp.float64, 10), (jnp.float32, 4)])
 def test_orthonormalize_ill_conditioned_blocks(dtype, log_cond):
     """Shifted CholeskyQR3 gives an orthonormal basis of the same span as QR, for cond(Y) = 10^log_cond."""
-    ys = [_planted(jax.random.key(7 + i), 80, 6, list(np.geomspace(1.0, 10.0 ** -log_cond, 6)), dtype)[0]
-          for i in range(2)]
+    ys = jnp.stack([_planted(jax.random.key(7 + i), 80, 6, list(np.geomspace(1.0, 10.0 ** -log_cond, 6)), dtype)[0]
+                    for i in range(2)])
     eps = float(jnp.finfo(dtype).eps)
     for y, q in zip(ys, analysis.orthonormalize(ys)):
         np.testing.assert_allclose(q.T @ q, np.eye(6), atol=100 * eps)

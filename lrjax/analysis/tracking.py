@@ -14,10 +14,11 @@
    from ``||B||_F^2`` and ``||B^T B - s2 (I - Q Q^T)||_F^2`` (zero iff they are all equal: the structure the
    invariant-subspace theorem predicts, so ``[top, bulk_rms * ones]`` is then the full spectrum).
 
-Every factorisation in 2-3 is of ``k x k`` matrices, stacked over the ``L`` matrices into one batched call:
-per step 3 Cholesky, 3 triangular solves and 1 ``eigh``, whatever ``L`` and ``n`` (a Householder QR of each
-``n x k`` block was ``2 L`` more calls, each a sequence of kernel launches on a GPU, where these small
-factorisations cost latency rather than flops). Cost per matrix: three ``W``-products with ``(n, k)``
+The ``Q_l`` are kept stacked, ``(L, max n_l, k)`` zero-padded, so that apart from the ``W``-products every
+operation is one batched call for all ``L`` matrices; every factorisation in 2-3 is ``k x k``: per step 3
+Cholesky, 3 triangular solves and 1 ``eigh``, whatever ``L`` and ``n`` (a Householder QR of each ``n x k``
+block was ``2 L`` more calls, each a sequence of kernel launches on a GPU, where these small operations cost
+latency rather than flops). Cost per matrix: three ``W``-products with ``(n, k)``
 blocks (``O(m n k)``) and, for 4, one ``n x n`` Gram (``m n^2``; ``moments=False`` skips it); a full SVD of
 a 1000 x 1000 matrix costs ~800 GD steps on an H100. Accuracy: the Ritz values converge like
 ``(sigma_{k+1} / sigma_k)^{2 t}``; with a gap they match ``jnp.linalg.svd`` to ~1e-6 relative in float32
@@ -33,37 +34,32 @@ import jax.numpy as jnp
 
 
 def _gram(a, b):
-    """``a^T b`` without materialising a transpose."""
+    """``a^T b`` without materialising a transpose (batched over leading axes)."""
     return jnp.einsum("...ij,...ik->...jk", a, b)
 
 
-def _stack_apply(f, mats: list) -> list:
-    """``f`` applied once to the stacked ``k x k`` matrices (one batched call), split back into a list."""
-    out = f(jnp.stack(mats))
-    return [out[i] for i in range(len(mats))]
+def _stack_padded(blocks: list, rows: int) -> jax.Array:
+    """``[(r_l, k)] -> (L, rows, k)``, each block zero-padded below to ``rows`` (a no-op for equal shapes)."""
+    return jnp.stack([b if b.shape[0] == rows else jnp.pad(b, ((0, rows - b.shape[0]), (0, 0))) for b in blocks])
 
 
-def orthonormalize(ys: list) -> list:
-    """Orthonormal bases of ``span(Y_l)`` for ``Y_l: (n_l, k)``: shifted CholeskyQR3 (Fukaya et al. 2020).
+def orthonormalize(y: jax.Array) -> jax.Array:
+    """Orthonormal bases of ``span(Y_l)`` for ``Y: (..., n, k)``: shifted CholeskyQR3 (Fukaya et al. 2020).
 
     ``Y <- Y R^-1`` with ``R = chol(Y^T Y + s I)``, ``s = 11 (n k + k (k + 1)) eps tr(Y^T Y)`` (the shift keeps the
     Cholesky defined for ``cond(Y)`` up to ``~1/eps``), then twice more unshifted (CholeskyQR2), which restores
-    orthogonality to ``~eps``. Matrix products plus three batched ``k x k`` Cholesky and triangular solves
-    for all ``l`` together: on a GPU, no Householder QR launch sequence per matrix.
+    orthogonality to ``~eps``. Batched matrix products plus three batched ``k x k`` Cholesky and triangular
+    solves: on a GPU, no Householder QR launch sequence per matrix. Zero rows stay zero (padding).
     """
+    n, k = y.shape[-2:]
+    eye = jnp.eye(k, dtype=y.dtype)
     for shift in (True, False, False):
-        grams = [_gram(y, y) for y in ys]
+        gram = _gram(y, y)
         if shift:
-            grams = [g + _cholqr_shift(y.shape, g) * jnp.eye(g.shape[0], dtype=g.dtype) for y, g in zip(ys, grams)]
-        r_inv = _stack_apply(_inverse_cholesky_transpose, grams)
-        ys = [y @ ri for y, ri in zip(ys, r_inv)]
-    return ys
-
-
-def _cholqr_shift(shape, gram):
-    """The shifted-CholeskyQR shift ``11 (n k + k (k + 1)) eps tr(Y^T Y)`` for ``Y: (n, k)``."""
-    n, k = shape
-    return 11 * (n * k + k * (k + 1)) * jnp.finfo(gram.dtype).eps * jnp.trace(gram)
+            trace = jnp.trace(gram, axis1=-2, axis2=-1)[..., None, None]
+            gram = gram + 11 * (n * k + k * (k + 1)) * jnp.finfo(y.dtype).eps * trace * eye
+        y = y @ _inverse_cholesky_transpose(gram)
+    return y
 
 
 def _inverse_cholesky_transpose(g):
@@ -72,34 +68,36 @@ def _inverse_cholesky_transpose(g):
     return jax.scipy.linalg.solve_triangular(jnp.linalg.cholesky(g), eye, lower=True, trans="T")
 
 
-def rayleigh_ritz(qs: list, wqs: list):
-    """Ritz pairs of ``W_l^T W_l`` on ``span(Q_l)``, given orthonormal ``Q_l: (n_l, k)`` and ``W_l Q_l``.
+def rayleigh_ritz(q: jax.Array, wq: jax.Array):
+    """Ritz pairs of ``W_l^T W_l`` on ``span(Q_l)``, given orthonormal ``Q: (L, n, k)`` and ``WQ: (L, m, k)``.
 
-    Returns ``(qs, wqs, lam)``: Ritz vectors, ``W_l`` times them, Ritz values ``lam: (L, k)`` descending;
-    one batched ``k x k`` ``eigh`` for all ``l``.
+    Returns ``(Q, WQ, lam)``: Ritz vectors, ``W_l`` times them, Ritz values ``lam: (L, k)`` descending;
+    one batched ``k x k`` ``eigh``.
     """
-    lam, v = jnp.linalg.eigh(jnp.stack([_gram(z, z) for z in wqs]))
-    lam, v = lam[:, ::-1], v[..., ::-1]
-    return [q @ v[i] for i, q in enumerate(qs)], [z @ v[i] for i, z in enumerate(wqs)], lam
+    lam, v = jnp.linalg.eigh(_gram(wq, wq))
+    v = v[..., ::-1]
+    return q @ v, wq @ v, lam[..., ::-1]
 
 
-def _scaled_power_step(w, q, wq):
-    """``W^T W Q diag(lam)^-1 + sqrt(eps) Q`` with ``lam_j = ||W q_j||^2`` (Rayleigh quotients): spans
+def _scaled_power_step(q, wq, wtwq):
+    """``W^T W Q diag(lam)^-1 + sqrt(eps) Q`` with ``lam_j = ||W q_j||^2`` (Rayleigh quotients), batched: spans
     ``W^T W Q`` but each column keeps a unit component along its ``q_j``, so the block stays well conditioned
     as the iteration converges (``W q_j = 0`` gives ``sqrt(eps) q_j``, never a zero column)."""
     eps = jnp.finfo(q.dtype).eps
-    lam = jnp.sum(wq * wq, axis=0)
-    lam = jnp.maximum(lam, jnp.maximum(eps * jnp.max(lam), jnp.finfo(q.dtype).tiny))
-    return _gram(w, wq) / lam + jnp.sqrt(eps) * q
+    lam = jnp.sum(wq * wq, axis=-2, keepdims=True)
+    lam = jnp.maximum(lam, jnp.maximum(eps * jnp.max(lam, axis=-1, keepdims=True), jnp.finfo(q.dtype).tiny))
+    return wtwq / lam + jnp.sqrt(eps) * q
 
 
 @dataclasses.dataclass(frozen=True)
 class TopKTracker:
     """Stateful recorder: ``init(params) -> state``, ``update(state, params) -> (state, values)``.
 
-    ``matrices(params)`` returns an ``(L, m, n)`` array or a list of ``L`` matrices (a list avoids copying
-    the factors into one stack). State: the Ritz vectors ``[Q_l (n_l, k)]``. Values: ``top (L, k)``,
-    and with ``moments`` ``bulk_rms``, ``bulk_spread (L,)``.
+    ``matrices(params)`` returns an ``(L, m, n)`` array or a list of ``L`` matrices ``W_l: (m_l, n_l)`` (a list
+    avoids copying the factors into one stack; shapes may differ). State: the Ritz vectors stacked as
+    ``Q: (L, max n_l, k)``, zero below row ``n_l``, so that every step after the ``W``-products is one batched
+    call per operation whatever ``L``. Values: ``top (L, k)``, and with ``moments`` ``bulk_rms``,
+    ``bulk_spread (L,)``.
     """
 
     matrices: Callable
@@ -116,27 +114,34 @@ class TopKTracker:
         ws = self.matrices(params)
         return list(ws) if isinstance(ws, (list, tuple)) else [ws[i] for i in range(ws.shape[0])]
 
-    def init(self, params):
+    def init(self, params) -> jax.Array:
         ws = self._list(params)
         for w in ws:
             if w.ndim != 2 or self.k + self.moments > w.shape[-1]:
                 raise ValueError(f"TopKTracker(k={self.k}, moments={self.moments}) needs 2-D matrices with at least "
                                  f"k{' + 1' if self.moments else ''} columns (a bulk to summarise); got shape {w.shape}")
         keys = jax.random.split(jax.random.key(self.seed), len(ws))
-        return [jnp.linalg.qr(jax.random.normal(key, (w.shape[-1], self.k), w.dtype))[0] for key, w in zip(keys, ws)]
+        return _stack_padded([jnp.linalg.qr(jax.random.normal(key, (w.shape[1], self.k), w.dtype))[0]
+                              for key, w in zip(keys, ws)], max(w.shape[1] for w in ws))
 
-    def update(self, qs, params):
+    def update(self, q, params):
         ws = self._list(params)
-        wqs = [w @ q for w, q in zip(ws, qs)]
+        rows, cols = max(w.shape[0] for w in ws), q.shape[1]
+
+        def times_w(q):  # (L, n, k) -> W_l Q_l: (L, m, k)
+            return _stack_padded([w @ q[i, :w.shape[1]] for i, w in enumerate(ws)], rows)
+
+        wq = times_w(q)
         for _ in range(self.iters):
-            ys = [_scaled_power_step(w, q, z) for w, q, z in zip(ws, qs, wqs)]
-            qs = orthonormalize(ys)
-            wqs = [w @ q for w, q in zip(ws, qs)]
-        qs, wqs, lam = rayleigh_ritz(qs, wqs)
+            wtwq = _stack_padded([_gram(w, wq[i, :w.shape[0]]) for i, w in enumerate(ws)], cols)
+            q = orthonormalize(_scaled_power_step(q, wq, wtwq))
+            wq = times_w(q)
+        q, wq, lam = rayleigh_ritz(q, wq)
         values = {"top": jnp.sqrt(jnp.clip(lam, 0.0))}
         if self.moments:
-            values["bulk_rms"], values["bulk_spread"] = bulk_moments(ws, qs, wqs)
-        return qs, values
+            values["bulk_rms"], values["bulk_spread"] = bulk_moments(
+                ws, [q[i, :w.shape[1]] for i, w in enumerate(ws)], [wq[i, :w.shape[0]] for i, w in enumerate(ws)])
+        return q, values
 
 
 def bulk_moments(ws: list, qs: list, wqs: list):
