@@ -43,6 +43,11 @@ def _stack_padded(blocks: list, rows: int) -> jax.Array:
     return jnp.stack([b if b.shape[0] == rows else jnp.pad(b, ((0, rows - b.shape[0]), (0, 0))) for b in blocks])
 
 
+def _unpad(stacked: jax.Array, rows: list) -> list:
+    """``(L, max r_l, k) -> [(r_l, k)]``: the inverse of ``_stack_padded``."""
+    return [stacked[i, :r] for i, r in enumerate(rows)]
+
+
 def orthonormalize(y: jax.Array) -> jax.Array:
     """Orthonormal bases of ``span(Y_l)`` for ``Y: (..., n, k)``: shifted CholeskyQR3 (Fukaya et al. 2020).
 
@@ -126,21 +131,20 @@ class TopKTracker:
 
     def update(self, q, params):
         ws = self._list(params)
-        rows, cols = max(w.shape[0] for w in ws), q.shape[1]
+        m, n = [w.shape[0] for w in ws], [w.shape[1] for w in ws]
 
         def times_w(q):  # (L, n, k) -> W_l Q_l: (L, m, k)
-            return _stack_padded([w @ q[i, :w.shape[1]] for i, w in enumerate(ws)], rows)
+            return _stack_padded([w @ ql for w, ql in zip(ws, _unpad(q, n))], max(m))
 
         wq = times_w(q)
         for _ in range(self.iters):
-            wtwq = _stack_padded([_gram(w, wq[i, :w.shape[0]]) for i, w in enumerate(ws)], cols)
+            wtwq = _stack_padded([_gram(w, z) for w, z in zip(ws, _unpad(wq, m))], max(n))
             q = orthonormalize(_scaled_power_step(q, wq, wtwq))
             wq = times_w(q)
         q, wq, lam = rayleigh_ritz(q, wq)
         values = {"top": jnp.sqrt(jnp.clip(lam, 0.0))}
         if self.moments:
-            values["bulk_rms"], values["bulk_spread"] = bulk_moments(
-                ws, [q[i, :w.shape[1]] for i, w in enumerate(ws)], [wq[i, :w.shape[0]] for i, w in enumerate(ws)])
+            values["bulk_rms"], values["bulk_spread"] = bulk_moments(ws, _unpad(q, n), _unpad(wq, m))
         return q, values
 
 
