@@ -37,7 +37,7 @@ TOL = {jnp.float32: 1e-5, jnp.float64: 1e-12}
 
 def _fixed_part(p, theta):
     """The part of W that is not low rank: frozen base or DLoR diagonal."""
-    if isinstance(p, (P.LoRA, P.DeepLoRA, P.Subspace)):
+    if isinstance(p, P.Adapter):
         return theta["base"]
     if isinstance(p, P.DLoR):
         return p.materialize({**theta, "u": jnp.zeros_like(theta["u"])})

@@ -1,5 +1,8 @@
-"""Pure-function weight parameterizations (imports neither Flax nor optax)."""
-from lrjax.param.base import FROZEN, OUTER, ROLES, TRAINABLE, Parameterization, combine, partition
+"""Pure-function weight parameterizations (imports neither Flax nor optax).
+
+Each family module registers its spec name (``"lowrank"``, ``"lora"``, ...) itself when imported.
+"""
+from lrjax.param.base import FROZEN, OUTER, ROLES, TRAINABLE, Adapter, Parameterization, combine, partition
 from lrjax.param.combinators import Plus, Product, plus, product
 from lrjax.param.decompose import Decomposition, decompose_additive, decompose_multiplicative
 from lrjax.param.deep import CompressedDeep, Deep, DeepLoRA, compressed_deep, deep, deep_lora
@@ -9,16 +12,10 @@ from lrjax.param.lowrank import LoRA, LowRank, lora, lowrank
 from lrjax.param.registry import available, from_spec, register
 from lrjax.param.subspace import Subspace, subspace
 
-for _name, _factory in [("dense", dense), ("frozen", frozen), ("lowrank", lowrank), ("lora", lora),
-                        ("dlor", dlor), ("deep", deep), ("deep_lora", deep_lora),
-                        ("compressed_deep", compressed_deep), ("subspace", subspace),
-                        ("plus", plus), ("product", product)]:
-    register(_name, _factory)
-
 __all__ = [
-    "FROZEN", "OUTER", "combine", "partition", "ROLES", "TRAINABLE", "Parameterization", "Plus", "Product", "plus", "product",
-    "Decomposition", "decompose_additive", "decompose_multiplicative", "CompressedDeep", "Deep",
-    "DeepLoRA", "compressed_deep", "deep", "deep_lora", "Dense", "Frozen", "dense", "frozen", "DLoR",
-    "dlor", "LoRA", "LowRank", "lora", "lowrank", "available", "from_spec", "register", "Subspace",
-    "subspace",
+    "FROZEN", "OUTER", "ROLES", "TRAINABLE", "Adapter", "Parameterization", "combine", "partition", "Plus",
+    "Product", "plus", "product", "Decomposition", "decompose_additive", "decompose_multiplicative",
+    "CompressedDeep", "Deep", "DeepLoRA", "compressed_deep", "deep", "deep_lora", "Dense", "Frozen", "dense",
+    "frozen", "DLoR", "dlor", "LoRA", "LowRank", "lora", "lowrank", "available", "from_spec", "register",
+    "Subspace", "subspace",
 ]

@@ -14,6 +14,9 @@ identical parameterization never makes `jax.jit` recompile. Its methods are pure
   rate ``gamma * lr``, as the outer factors of a compressed deep factorization);
 - ``num_params(shape)``: number of non-frozen scalars.
 
+``Adapter`` is the building block of every "frozen base plus trained update" family (LoRA, Deep LoRA,
+subspace): ``W = stop_gradient(base) + delta``, ``base`` kept from the weight it adapts.
+
 This module imports neither Flax nor optax.
 """
 from __future__ import annotations
@@ -101,3 +104,43 @@ class Parameterization:
         leaves = jax.tree.leaves(theta)
         roles = jax.tree.leaves(self.roles(theta))
         return sum(math.prod(l.shape) for l, r in zip(leaves, roles) if r != FROZEN)
+
+
+@dataclasses.dataclass(frozen=True)
+class Adapter(Parameterization):
+    """``W = stop_gradient(base) + delta(theta)``; theta ``{"base": W0 (frozen), **delta leaves}``.
+
+    Subclasses define the update: ``init_delta(key, shape, dtype) -> dict`` (its leaves, without
+    ``base``), ``delta(theta) -> (m, n)``, and optionally ``apply_delta(theta, x)`` (default
+    ``x @ delta(theta)``) and ``delta_roles(theta)`` (default: all trainable). ``theta`` passed to these
+    hooks includes ``base`` (for its shape); gradients never reach it. ``from_weight`` keeps the adapted
+    weight as ``base``, so a bound model equals the original wherever the update starts at zero.
+    """
+
+    def init_delta(self, key: jax.Array, shape: Shape, dtype) -> dict:
+        raise NotImplementedError
+
+    def delta(self, theta: Theta) -> jax.Array:
+        raise NotImplementedError
+
+    def apply_delta(self, theta: Theta, x: jax.Array) -> jax.Array:
+        return x @ self.delta(theta)
+
+    def delta_roles(self, theta: Theta) -> dict:
+        return {k: jax.tree.map(lambda _: TRAINABLE, v) for k, v in theta.items() if k != "base"}
+
+    def init(self, key, shape, dtype=jnp.float32):
+        return self.from_weight(key, jnp.zeros(tuple(shape), dtype))
+
+    def from_weight(self, key, w):
+        w = jnp.asarray(w)
+        return {"base": w, **self.init_delta(key, tuple(w.shape), w.dtype)}
+
+    def materialize(self, theta):
+        return jax.lax.stop_gradient(theta["base"]) + self.delta(theta)
+
+    def apply(self, theta, x):
+        return x @ jax.lax.stop_gradient(theta["base"]) + self.apply_delta(theta, x)
+
+    def roles(self, theta):
+        return {"base": FROZEN, **self.delta_roles(theta)}

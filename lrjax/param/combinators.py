@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from lrjax.param.base import Parameterization, check_matrix_shape
 from lrjax.param.deep import product_matrix
+from lrjax.param.registry import register
 
 
 def _check_parts(name, parts):
@@ -89,3 +90,7 @@ def plus(*parts: Parameterization) -> Plus:
 
 def product(*parts: Parameterization) -> Product:
     return Product(parts=tuple(parts))
+
+
+register("plus", plus)
+register("product", product)

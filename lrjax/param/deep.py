@@ -24,8 +24,9 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from lrjax.param.base import (FROZEN, OUTER, TRAINABLE, Parameterization, check_matrix_shape,
+from lrjax.param.base import (OUTER, TRAINABLE, Adapter, Parameterization, check_matrix_shape,
                               check_positive_int)
+from lrjax.param.registry import register
 
 
 def orthogonal(key, shape, dtype) -> jax.Array:
@@ -111,26 +112,23 @@ class Deep(Parameterization):
 
 
 @dataclasses.dataclass(frozen=True)
-class DeepLoRA(Parameterization):
+class DeepLoRA(Adapter):
     """``W = base + F_1 ... F_L``; theta ``{"base": (m, n) frozen, "factors": [...]}``."""
 
     deep: Deep
 
-    def init(self, key, shape, dtype=jnp.float32):
-        return self.from_weight(key, jnp.zeros(check_matrix_shape("deep_lora", shape), dtype))
+    def init_delta(self, key, shape, dtype):
+        check_matrix_shape("deep_lora", shape)
+        return self.deep.init(key, shape, dtype)
 
-    def from_weight(self, key, w):
-        w = jnp.asarray(w)
-        return {"base": w, **self.deep.init(key, tuple(w.shape), w.dtype)}
+    def delta(self, theta):
+        return self.deep.materialize(theta)
 
-    def materialize(self, theta):
-        return jax.lax.stop_gradient(theta["base"]) + self.deep.materialize(theta)
+    def apply_delta(self, theta, x):
+        return self.deep.apply(theta, x)
 
-    def apply(self, theta, x):
-        return x @ jax.lax.stop_gradient(theta["base"]) + self.deep.apply(theta, x)
-
-    def roles(self, theta):
-        return {"base": FROZEN, **self.deep.roles(theta)}
+    def delta_roles(self, theta):
+        return self.deep.roles(theta)
 
 
 def deep(depth: int, width: int | None = None, init: str = "orthogonal",
@@ -163,3 +161,8 @@ class CompressedDeep(Deep):
         w = fs[0].shape[1]
         inner = [eps * jnp.eye(w, dtype=dtype) for eps in self.scales[1:-1]]
         return {"factors": [fs[0]] + inner + [fs[-1]]}
+
+
+register("deep", deep)
+register("deep_lora", deep_lora)
+register("compressed_deep", compressed_deep)

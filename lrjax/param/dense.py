@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from lrjax.param.base import FROZEN, Parameterization, gaussian
+from lrjax.param.registry import register
 
 
 def _check_shape(family, shape):
@@ -56,3 +57,7 @@ def dense(scale: float = 1.0) -> Dense:
 
 def frozen() -> Frozen:
     return Frozen()
+
+
+register("dense", dense)
+register("frozen", frozen)

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 
 from lrjax.param.base import (Parameterization, check_matrix_shape, check_positive_int, check_rank,
                               gaussian)
+from lrjax.param.registry import register
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,3 +77,6 @@ class DLoR(Parameterization):
 
 def dlor(rank: int, diag: str | int = "full", diag_init: float = 1.0) -> DLoR:
     return DLoR(rank=rank, diag=diag, diag_init=diag_init)
+
+
+register("dlor", dlor)

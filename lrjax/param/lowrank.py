@@ -17,8 +17,9 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from lrjax.param.base import (FROZEN, Parameterization, check_matrix_shape, check_positive_int,
+from lrjax.param.base import (Adapter, Parameterization, check_matrix_shape, check_positive_int,
                               check_rank, gaussian)
+from lrjax.param.registry import register
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +47,7 @@ class LowRank(Parameterization):
 
 
 @dataclasses.dataclass(frozen=True)
-class LoRA(Parameterization):
+class LoRA(Adapter):
     """``W = base + s U V^T``; theta ``{"base": (m, n) frozen, "u": (m, r), "v": (n, r)}``, ``v = 0`` at init."""
 
     rank: int
@@ -62,27 +63,16 @@ class LoRA(Parameterization):
             return 1.0
         return self.alpha / (self.rank ** 0.5 if self.rslora else self.rank)
 
-    def init(self, key, shape, dtype=jnp.float32):
-        return self.from_weight(key, jnp.zeros(check_matrix_shape("lora", shape), dtype))
+    def init_delta(self, key, shape, dtype):
+        m, n = check_matrix_shape("lora", shape)
+        check_rank("lora", self.rank, shape)
+        return {"u": gaussian(key, (m, self.rank), dtype, m ** -0.5), "v": jnp.zeros((n, self.rank), dtype)}
 
-    def from_weight(self, key, w):
-        w = jnp.asarray(w)
-        m, n = check_matrix_shape("lora", w.shape)
-        check_rank("lora", self.rank, w.shape)
-        return {"base": w,
-                "u": gaussian(key, (m, self.rank), w.dtype, m ** -0.5),
-                "v": jnp.zeros((n, self.rank), w.dtype)}
+    def delta(self, theta):
+        return self.scaling * (theta["u"] @ theta["v"].T)
 
-    def materialize(self, theta):
-        base = jax.lax.stop_gradient(theta["base"])
-        return base + self.scaling * (theta["u"] @ theta["v"].T)
-
-    def apply(self, theta, x):
-        base = jax.lax.stop_gradient(theta["base"])
-        return x @ base + self.scaling * ((x @ theta["u"]) @ theta["v"].T)
-
-    def roles(self, theta):
-        return {"base": FROZEN, "u": "trainable", "v": "trainable"}
+    def apply_delta(self, theta, x):
+        return self.scaling * ((x @ theta["u"]) @ theta["v"].T)
 
 
 def lowrank(rank: int) -> LowRank:
@@ -91,3 +81,7 @@ def lowrank(rank: int) -> LowRank:
 
 def lora(rank: int, alpha: float | None = None, rslora: bool = False) -> LoRA:
     return LoRA(rank=rank, alpha=alpha, rslora=rslora)
+
+
+register("lowrank", lowrank)
+register("lora", lora)

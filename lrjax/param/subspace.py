@@ -15,11 +15,12 @@ import math
 import jax
 import jax.numpy as jnp
 
-from lrjax.param.base import FROZEN, TRAINABLE, Parameterization, check_positive_int
+from lrjax.param.base import Adapter, check_positive_int
+from lrjax.param.registry import register
 
 
 @dataclasses.dataclass(frozen=True)
-class Subspace(Parameterization):
+class Subspace(Adapter):
     """``W = base + reshape(P z)``; theta ``{"base": shape frozen, "z": (dim,)}``."""
 
     dim: int
@@ -33,21 +34,16 @@ class Subspace(Parameterization):
         p = jax.random.normal(jax.random.key(self.seed), (size, self.dim), dtype)
         return p / jnp.linalg.norm(p, axis=0, keepdims=True)
 
-    def init(self, key, shape, dtype=jnp.float32):
-        return self.from_weight(key, jnp.zeros(tuple(shape), dtype))
+    def init_delta(self, key, shape, dtype):
+        return {"z": jnp.zeros((self.dim,), dtype)}
 
-    def from_weight(self, key, w):
-        w = jnp.asarray(w)
-        return {"base": w, "z": jnp.zeros((self.dim,), w.dtype)}
-
-    def materialize(self, theta):
-        base = jax.lax.stop_gradient(theta["base"])
-        p = self.projection(math.prod(base.shape), base.dtype)
-        return base + (p @ theta["z"]).reshape(base.shape)
-
-    def roles(self, theta):
-        return {"base": FROZEN, "z": TRAINABLE}
+    def delta(self, theta):
+        shape = theta["base"].shape
+        return (self.projection(math.prod(shape), theta["z"].dtype) @ theta["z"]).reshape(shape)
 
 
 def subspace(dim: int, seed: int = 0) -> Subspace:
     return Subspace(dim=dim, seed=seed)
+
+
+register("subspace", subspace)
