@@ -19,6 +19,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from lrjax.binding import Bound
 from lrjax.param import CompressedDeep, Deep, DeepLoRA, OUTER
 from lrjax.param.deep import product_matrix
 
@@ -56,12 +57,10 @@ def compress(deep: Deep, theta, loss_fn, rank: int, width: int | None = None):
 
 
 def compress_bound(bound, loss_fn, rank: int, width: int | None = None):
-    """Compress every ``deep_lora`` layer of a ``lrjax.flax.Bound`` from one gradient of ``loss_fn(bound)``.
+    """Compress every ``deep_lora`` layer of a ``lrjax.binding.Bound`` from one gradient of ``loss_fn(bound)``.
 
     Each such layer becomes ``DeepLoRA(compressed_deep)`` with the same frozen base; other layers are kept.
     """
-    from lrjax.flax import Bound
-
     grads = jax.grad(loss_fn)(bound)
     theta, pairs = dict(bound.theta), []
     for name, p in bound.params:

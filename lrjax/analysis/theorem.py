@@ -1,12 +1,14 @@
 """The invariant-subspace theorem of deep matrix factorization, checked numerically.
 
-Setting (Yaras et al. ICML 2024, Theorem 1 and Proposition 2; REFERENCE.md section 1): target
+Setting (Yaras, Wang, Balzano, Qu, "Compressible dynamics in deep overparameterized low-rank learning &
+adaptation", ICML 2024, arXiv 2406.04112: Theorem 1 and Proposition 2; README "Analysis"): target
 ``Phi: (d, d)`` of rank ``r*``, ``W = F_1 ... F_L`` with ``F_l(0) = eps_l Q_l`` orthogonal, loss
 ``1/2 ||W - Phi||_F^2``, GD with weight decay ``F_l <- (1 - eta lam) F_l - eta dloss/dF_l``. If
 ``d > 2 r*``, for all ``t``: ``F_l(t) = A_l diag(F~_l(t), rho_l(t) I_{d-2r*}) A_{l+1}^T`` with fixed
 orthogonal ``A_l`` and ``rho_l(t+1) = rho_l(t) (1 - eta lam - eta prod_{k != l} rho_k(t)^2)``.
 
-Three checks over a recorded run (``simulate`` records everything they need):
+Three checks over a recorded run (``lrjax.invariant_subspace.simulate`` records everything they need;
+this module holds only the pure checks):
 
 1. ``d - 2r*`` singular values of every ``F_l(t)`` equal ``|rho_l(t)|`` (the ones nearest to it);
    error relative to ``max(|rho_l(t)|, eps_machine ||F_l(t)||_2)``.
@@ -15,7 +17,8 @@ Three checks over a recorded run (``simulate`` records everything they need):
    ``F_l(t) - P_{A_a} F_l(t) P_{B_a} - rho_l(t) A_perp B_perp^T`` must vanish; reported as
    ``||residual||_F / ||F_l(t)||_F``. No per-step SVD is involved.
 3. Proposition 2: the compressed run (``[V, eps_l I_{2r}, V^T W(0) / prod eps]``, outer factors fixed)
-   satisfies ``||W(t) - W_C(t)||_F^2 <= (d - 2r*) prod eps_l^2``; reported as max gap / bound.
+   satisfies ``||W(t) - W_C(t)||_F^2 <= (d - 2r*) prod eps_l^2``; reported as max gap / bound over
+   ``t >= 1`` (at ``t = 0`` the gap equals the bound by construction, so it tells nothing).
 
 Negative controls: Gaussian init (``F_l F_l^T != eps^2 I``) or ``d <= 2 r*`` (then a bulk of one value is
 tested): the errors are large and ``passed`` is False.
@@ -23,17 +26,13 @@ tested): the errors are large and ``passed`` is False.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from lrjax import dynamics, param, tasks
-from lrjax.analysis.compression import compress_factors, compressed_param, invariant_input_subspace
-from lrjax.analysis.spectra import orthogonal_complement, singular_values
-from lrjax.flax import optimizer
+from lrjax.analysis.compression import invariant_input_subspace
+from lrjax.analysis.spectra import orthogonal_complement
 
 TOLERANCE = {"float64": 1e-8, "float32": 2e-3}
 
@@ -76,7 +75,7 @@ class TheoremCheck:
 
     singular_value_error: float   # check 1, relative
     subspace_residual: float      # check 2, relative
-    compression_gap_ratio: float  # check 3, max_t ||W - W_C||_F^2 / ((d - 2r) prod eps^2)
+    compression_gap_ratio: float  # check 3, max_{t >= 1} ||W - W_C||_F^2 / ((d - 2r) prod eps^2)
     tolerance: float
     hypotheses_hold: bool
     notes: str
@@ -97,7 +96,8 @@ def check_invariant_subspace(singular_values: np.ndarray, rho: np.ndarray, resid
     """Evaluate checks 1-3 on recorded arrays.
 
     ``singular_values: (T, L, d)``, ``rho: (T, L)`` predicted at the same steps, ``residuals: (T, L)``
-    (check 2), ``gap: (T,)`` of ``||W(t) - W_C(t)||_F^2``, ``bound = (d - 2r) prod eps^2``.
+    (check 2), ``gap: (T',)`` of ``||W(t) - W_C(t)||_F^2`` at the recorded steps ``t >= 1`` only,
+    ``bound = (d - 2r) prod eps^2``.
     """
     bulk = max(d - 2 * rank, 1)
     s = np.asarray(singular_values, np.float64)
@@ -114,75 +114,3 @@ def check_invariant_subspace(singular_values: np.ndarray, rho: np.ndarray, resid
         notes.append("init is not eps-scaled orthogonal: the theorem does not apply")
     return TheoremCheck(err1, err2, ratio, TOLERANCE[dtype], d > 2 * rank and orthogonal_init,
                         "; ".join(notes) or "hypotheses hold")
-
-
-def simulate(d: int = 30, rank: int = 3, depth: int = 3, eps=1.0, eta: float = 0.1,
-             weight_decay: float = 0.0, steps: int = 300, record_every: int = 1, dtype: str = "float64",
-             init: str = "orthogonal", seed: int = 0, progress: bool | None = None):
-    """Run the original and the compressed deep factorization side by side and check the theorem.
-
-    Returns ``(check: TheoremCheck, trajectory: dict of numpy arrays)``; trajectory keys: ``step (T,)``,
-    ``singular_values (T, depth, d)`` descending, ``rho (T, depth)``, ``subspace_residual (T, depth)``,
-    ``compression_gap (T,)``, ``top_direction_leak (T, depth)`` (sin of the angle between the top-r*
-    right singular vectors of each factor and the invariant output subspace), ``loss (steps,)``.
-    """
-    if steps % record_every:
-        raise ValueError(f"steps={steps} must be a multiple of record_every={record_every}")
-    if init not in ("orthogonal", "gaussian"):
-        raise ValueError(f"init must be 'orthogonal' or 'gaussian', got {init!r}")
-    jdtype = jnp.dtype(dtype)
-    eps_l = tuple(float(e) for e in (eps if isinstance(eps, (tuple, list)) else (eps,) * depth))
-    key_target, key_init = jax.random.split(jax.random.key(seed))
-    target = tasks.low_rank_target(key_target, d, rank, jdtype)
-    deep = param.deep(depth, init=init, scale=eps_l)
-    theta = deep.init(key_init, (d, d), jdtype)
-    loss = tasks.factorization_loss
-    bulk = max(d - 2 * rank, 1)
-    grad_first = jax.grad(loss)(theta, target)["factors"][0]
-    bases = theorem_bases(theta["factors"], grad_first, rank, bulk)
-    comp = compressed_param(deep, rank, d - bulk)
-    comp_theta = {"factors": compress_factors(deep, theta["factors"], grad_first, rank, d - bulk)}
-    both = {"original": theta, "compressed": comp_theta}
-    roles = {"original": deep.roles(theta), "compressed": comp.roles(comp_theta)}
-    tx = optimizer(optax.chain(optax.add_decayed_weights(weight_decay), optax.sgd(eta)), roles,
-                   outer_lr_scale=0.0)
-    rho_all = jnp.asarray(rho_trajectory(eps_l, eta, weight_decay, steps), jdtype)
-
-    def joint_loss(p, tgt):
-        return loss(p["original"], tgt) + loss(p["compressed"], tgt)
-
-    def recorder(p):
-        fs = p["original"]["factors"]
-        return {"sv": jnp.stack([singular_values(f) for f in fs]),
-                "w": param.deep(depth).materialize(p["original"]) - comp.materialize(p["compressed"])}
-
-    class Structure:  # stateful: counts steps to index the predicted rho
-        def init(self, p):
-            return jnp.zeros((), jnp.int32)
-
-        def update(self, t, p):
-            fs = p["original"]["factors"]
-            res = jnp.stack([structure_residual(f, rho_all[t, l], bases[l]) for l, f in enumerate(fs)])
-            leak = []
-            for f, (_, _, b_a, _) in zip(fs, bases):
-                top = jnp.linalg.svd(f, full_matrices=False)[2][:rank].T          # (d, r*) output side
-                leak.append(jnp.linalg.norm(top - b_a @ (b_a.T @ top), ord=2))
-            return t + record_every, {"residual": res, "leak": jnp.stack(leak)}
-
-    result = dynamics.run(joint_loss, both, tx, steps, data=target, record_every=record_every,
-                          chunk_size=max(record_every, 100), progress=progress, desc="theorem",
-                          metrics={"original_loss": lambda p, tgt: loss(p["original"], tgt)},
-                          recorders={"spectra": recorder, "structure": Structure()})
-    rec = result.records
-    step = rec["step"]
-    gap = np.sum(np.asarray(rec["spectra/w"], np.float64) ** 2, axis=(-2, -1))
-    rho = np.asarray(rho_all)[step]
-    bound = bulk * math.prod(e * e for e in eps_l) if d > 2 * rank else 0.0
-    check = check_invariant_subspace(rec["spectra/sv"], rho, rec["structure/residual"], gap, bound, d, rank,
-                                     dtype, init == "orthogonal")
-    trajectory = {"step": step, "singular_values": rec["spectra/sv"], "rho": rho,
-                  "subspace_residual": rec["structure/residual"], "compression_gap": gap,
-                  "compression_bound": np.array(bound), "top_direction_leak": rec["structure/leak"],
-                  "loss": result.scalars["original_loss"]}
-    return check, trajectory
-

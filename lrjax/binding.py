@@ -1,18 +1,16 @@
-"""Bind parameterizations to any Flax model (linen or nnx) without editing the model.
+"""Bind parameterizations to any parameter tree (a Flax linen ``params`` dict, an nnx ``State``, any
+pytree of arrays) without editing the model. Flax itself is not imported.
 
-``bind(params, rules, key)`` maps every leaf of a parameter tree (linen ``variables["params"]``, an nnx
-``State``, or any pytree of arrays) to a parameterization chosen by regex rules on its path ("first
-match wins", ``re.fullmatch`` on ``"layer/sub/kernel"``; a leaf no rule covers is an error naming it),
-and initialises its theta from the existing weight (``Parameterization.from_weight``: LoRA, Deep LoRA
-and subspace keep it as their frozen base, so the bound model equals the original at init).
+``bind(params, rules, key)`` maps every leaf to a parameterization chosen by regex rules on its path
+("first match wins", ``re.fullmatch`` on ``"layer/sub/kernel"``; a leaf no rule covers is an error naming
+it), and initialises its theta from the existing weight (``Parameterization.from_weight``: adapters such
+as LoRA, Deep LoRA and subspace keep it as their frozen base, so the bound model equals the original at
+init).
 
 ``materialize(bound)`` rebuilds a tree of the original structure, so an unmodified
 ``model.apply({"params": materialize(bound)}, x)`` or ``nnx.merge(graphdef, materialize(bound))`` runs it.
 ``Bound`` is a pytree: differentiate a loss with respect to it and feed it to optax directly;
-``optimizer(tx, roles(bound))`` gives frozen leaves no update and no optimizer state, and outer factors
-``outer_lr_scale * lr``.
-
-``Linear`` is an nnx layer for models written from scratch: ``Linear(4, 8, param="lowrank(2)", rngs=...)``.
+``lrjax.optim.optimizer(tx, roles(bound))`` gives frozen leaves no update and no optimizer state.
 """
 from __future__ import annotations
 
@@ -21,10 +19,8 @@ from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
-import optax
-from flax import nnx
 
-from lrjax.param import FROZEN, OUTER, TRAINABLE, Parameterization, combine, from_spec, partition
+from lrjax.param import FROZEN, OUTER, TRAINABLE, Parameterization, from_spec
 
 Rules = Sequence[tuple[str, "str | Parameterization"]]
 
@@ -124,46 +120,3 @@ def count_params(bound: Bound) -> dict[str, int]:
     for leaf, role in zip(jax.tree.leaves(bound), jax.tree.leaves(roles(bound))):
         out[role] += leaf.size
     return out
-
-
-def optimizer(tx: optax.GradientTransformation, labels, outer_lr_scale: float = 1.0) -> optax.GradientTransformation:
-    """``tx`` on trainable leaves, ``tx`` then ``scale(outer_lr_scale)`` on outer leaves (the
-    discrepant rate ``gamma * lr``), and a zero update with no state on frozen leaves.
-
-    ``labels`` is a role tree: ``roles(bound)``, or ``param.roles(theta)`` for a bare theta.
-    """
-    transforms = {TRAINABLE: tx, OUTER: optax.chain(tx, optax.scale(outer_lr_scale)),
-                  FROZEN: optax.set_to_zero()}
-    return optax.multi_transform(transforms, labels)
-
-
-class FrozenVariable(nnx.Variable):
-    """An nnx variable that optimizers built with ``wrt=nnx.Param`` do not update."""
-
-
-class Linear(nnx.Module):
-    """``y = x @ W + b`` with ``W`` given by a parameterization, applied without forming ``W`` where cheaper.
-
-    Trainable and outer leaves of theta live in ``self.theta`` (an ``nnx.Param``), frozen ones in
-    ``self.frozen`` (a ``FrozenVariable``).
-    """
-
-    def __init__(self, in_features: int, out_features: int, *, param: str | Parameterization = "dense()",
-                 use_bias: bool = True, dtype=jnp.float32, rngs: nnx.Rngs):
-        self.parameterization = from_spec(param)
-        theta = self.parameterization.init(rngs.params(), (in_features, out_features), dtype)
-        trainable, frozen = partition(theta, self.parameterization.roles(theta))
-        self.theta = nnx.Param(trainable)
-        self.frozen = FrozenVariable(frozen)
-        self.bias = nnx.Param(jnp.zeros((out_features,), dtype)) if use_bias else None
-
-    def full_theta(self):
-        return combine(self.theta.get_value(), self.frozen.get_value())
-
-    def weight(self) -> jax.Array:
-        """The materialized ``(in, out)`` weight."""
-        return self.parameterization.materialize(self.full_theta())
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        y = self.parameterization.apply(self.full_theta(), x)
-        return y if self.bias is None else y + self.bias.get_value()

@@ -1,0 +1,118 @@
+"""Run deep matrix factorization and its compressed network side by side, recording everything the
+invariant-subspace checks of ``lrjax.analysis.theorem`` need, and check them.
+
+``simulate(...)`` trains ``W = F_1 ... F_L`` (``d x d`` factors, eps-scaled orthogonal or Gaussian init)
+on a random rank-``r*`` target with GD (loss ``1/2 ||W - Phi||_F^2``, optional weight decay) and, in the
+same compiled program, the compressed network ``[V, eps_l I_{2r*}, V^T W(0) / prod eps]`` whose outer
+factors stay fixed; it records the factors' spectra, the block-structure residual against the predicted
+``rho_l(t)`` and the compressed/original gap, and returns ``(TheoremCheck, trajectory)``.
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lrjax import dynamics, param, tasks
+from lrjax.analysis.compression import compress_factors, compressed_param
+from lrjax.analysis.spectra import singular_values
+from lrjax.analysis.theorem import (check_invariant_subspace, rho_trajectory, structure_residual,
+                                    theorem_bases)
+from lrjax.optim import optimizer
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _positive_finite(x) -> bool:
+    return _finite(x) and x > 0
+
+
+def simulate(d: int = 30, rank: int = 3, depth: int = 3, eps=1.0, eta: float = 0.1,
+             weight_decay: float = 0.0, steps: int = 300, record_every: int = 1, dtype: str = "float64",
+             init: str = "orthogonal", seed: int = 0, progress: bool | None = None):
+    """Run the original and the compressed deep factorization side by side and check the theorem.
+
+    Returns ``(check: TheoremCheck, trajectory: dict of numpy arrays)``; trajectory keys: ``step (T,)``,
+    ``singular_values (T, depth, d)`` descending, ``rho (T, depth)``, ``subspace_residual (T, depth)``,
+    ``compression_gap (T,)``, ``top_direction_leak (T, depth)`` (sin of the angle between the top-r*
+    right singular vectors of each factor and the invariant output subspace), ``loss (steps,)``.
+    """
+    for name, value in (("d", d), ("rank", rank), ("depth", depth), ("steps", steps), ("record_every", record_every)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"simulate: {name} must be a positive integer, got {value!r}")
+    if steps % record_every:
+        raise ValueError(f"simulate: steps={steps} must be a multiple of record_every={record_every}")
+    if rank > d:
+        raise ValueError(f"simulate: rank={rank} exceeds d={d}")
+    if init not in ("orthogonal", "gaussian"):
+        raise ValueError(f"simulate: init must be 'orthogonal' or 'gaussian', got {init!r}")
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"simulate: dtype must be 'float32' or 'float64', got {dtype!r}")
+    eps_l = tuple(eps) if isinstance(eps, (tuple, list)) else (eps,) * depth
+    if len(eps_l) != depth or not all(_positive_finite(e) for e in eps_l):
+        raise ValueError(f"simulate: eps must be a positive finite number or {depth} of them, got {eps!r}")
+    eps_l = tuple(float(e) for e in eps_l)
+    for name, value in (("eta", eta), ("weight_decay", weight_decay)):
+        if not _finite(value) or value < 0 or (name == "eta" and value == 0):
+            raise ValueError(f"simulate: {name} must be a finite number {'> 0' if name == 'eta' else '>= 0'}, "
+                             f"got {value!r}")
+    jdtype = jnp.dtype(dtype)
+    key_target, key_init = jax.random.split(jax.random.key(seed))
+    target = tasks.low_rank_target(key_target, d, rank, jdtype)
+    deep = param.deep(depth, init=init, scale=eps_l)
+    theta = deep.init(key_init, (d, d), jdtype)
+    loss = tasks.factorization_loss
+    bulk = max(d - 2 * rank, 1)
+    grad_first = jax.grad(loss)(theta, target)["factors"][0]
+    bases = theorem_bases(theta["factors"], grad_first, rank, bulk)
+    comp = compressed_param(deep, rank, d - bulk)
+    comp_theta = {"factors": compress_factors(deep, theta["factors"], grad_first, rank, d - bulk)}
+    both = {"original": theta, "compressed": comp_theta}
+    roles = {"original": deep.roles(theta), "compressed": comp.roles(comp_theta)}
+    tx = optimizer(optax.chain(optax.add_decayed_weights(weight_decay), optax.sgd(eta)), roles,
+                   outer_lr_scale=0.0)
+    rho_all = jnp.asarray(rho_trajectory(eps_l, eta, weight_decay, steps), jdtype)
+
+    def joint_loss(p, tgt):
+        return loss(p["original"], tgt) + loss(p["compressed"], tgt)
+
+    def recorder(p):
+        fs = p["original"]["factors"]
+        return {"sv": jnp.stack([singular_values(f) for f in fs]),
+                "w": param.deep(depth).materialize(p["original"]) - comp.materialize(p["compressed"])}
+
+    class Structure:  # stateful: counts steps to index the predicted rho
+        def init(self, p):
+            return jnp.zeros((), jnp.int32)
+
+        def update(self, t, p):
+            fs = p["original"]["factors"]
+            res = jnp.stack([structure_residual(f, rho_all[t, l], bases[l]) for l, f in enumerate(fs)])
+            leak = []
+            for f, (_, _, b_a, _) in zip(fs, bases):
+                top = jnp.linalg.svd(f, full_matrices=False)[2][:rank].T          # (d, r*) output side
+                leak.append(jnp.linalg.norm(top - b_a @ (b_a.T @ top), ord=2))
+            return t + record_every, {"residual": res, "leak": jnp.stack(leak)}
+
+    result = dynamics.run(joint_loss, both, tx, steps, data=target, record_every=record_every,
+                          chunk_size=max(record_every, 100), progress=progress, desc="theorem",
+                          metrics={"original_loss": lambda p, tgt: loss(p["original"], tgt)},
+                          recorders={"spectra": recorder, "structure": Structure()})
+    rec = result.records
+    step = rec["step"]
+    gap = np.sum(np.asarray(rec["spectra/w"], np.float64) ** 2, axis=(-2, -1))
+    rho = np.asarray(rho_all)[step]
+    bound = bulk * math.prod(e * e for e in eps_l) if d > 2 * rank else 0.0
+    check = check_invariant_subspace(rec["spectra/sv"], rho, rec["structure/residual"], gap[step >= 1], bound,
+                                     d, rank, dtype, init == "orthogonal")
+    trajectory = {"step": step, "singular_values": rec["spectra/sv"], "rho": rho,
+                  "subspace_residual": rec["structure/residual"], "compression_gap": gap,
+                  "compression_bound": np.array(bound), "top_direction_leak": rec["structure/leak"],
+                  "loss": result.scalars["original_loss"]}
+    return check, trajectory
+

@@ -1,0 +1,57 @@
+"""The invariant-subspace theorem on recorded runs: passes on its hypotheses, fails on negative controls."""
+import numpy as np
+import pytest
+
+from lrjax import invariant_subspace
+
+
+@pytest.fixture(scope="module")
+def theorem_runs():
+    common = dict(d=12, rank=2, depth=3, steps=60, progress=False)
+    return {
+        "orthogonal": invariant_subspace.simulate(eps=(1.0, 0.7, 1.3), eta=0.05, weight_decay=1e-2, **common),
+        "gaussian": invariant_subspace.simulate(init="gaussian", eta=0.05, **common),
+        "too_wide": invariant_subspace.simulate(**{**common, "d": 6, "rank": 3}, eta=0.05),
+    }
+
+
+def test_theorem_holds_in_float64(theorem_runs):
+    check, traj = theorem_runs["orthogonal"]
+    assert check.passed, check
+    assert check.singular_value_error < 1e-10 and check.subspace_residual < 1e-10
+    assert check.compression_gap_ratio <= 1 + 1e-10
+    assert traj["singular_values"].shape == (61, 3, 12)
+    assert np.all(np.diff(traj["singular_values"], axis=-1) <= 0)
+
+
+@pytest.mark.parametrize("which", ["gaussian", "too_wide"])
+def test_theorem_negative_controls_fail_with_large_errors(theorem_runs, which):
+    check, _ = theorem_runs[which]
+    assert not check.passed and not check.hypotheses_hold
+    assert min(check.singular_value_error, check.subspace_residual) > 1e4 * check.tolerance
+
+
+def test_prop2_ratio_excludes_t0_where_gap_equals_bound(theorem_runs):
+    check, traj = theorem_runs["orthogonal"]
+    ratio = traj["compression_gap"] / traj["compression_bound"]
+    np.testing.assert_allclose(ratio[0], 1.0, rtol=1e-9)          # by construction at t = 0
+    assert check.compression_gap_ratio == pytest.approx(ratio[1:].max(), rel=1e-12)
+    assert check.compression_gap_ratio < 1.0 - 1e-3               # informative: strictly inside the bound
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(eps=-1.0), "eps must be a positive finite number"),
+    (dict(eps=float("inf")), "eps must be a positive finite number"),
+    (dict(eps=(1.0, 1.0)), "eps must be a positive finite number or 3 of them"),
+    (dict(steps=0), "steps must be a positive integer"),
+    (dict(steps=10, record_every=3), "multiple of record_every"),
+    (dict(d=True), "d must be a positive integer"),
+    (dict(rank=0), "rank must be a positive integer"),
+    (dict(rank=40), "rank=40 exceeds d=30"),
+    (dict(eta=float("nan")), "eta must be a finite number > 0"),
+    (dict(dtype="float16"), "dtype must be"),
+    (dict(init="uniform"), "init must be"),
+])
+def test_simulate_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        invariant_subspace.simulate(**kwargs)
