@@ -87,17 +87,26 @@ def bench_size(d: int, steps: int, seeds: int) -> dict:
     steps = chunk * max(1, steps // chunk)
     loss = tasks.factorization_loss
 
-    def runner(n=steps, recorders=None):
-        res = dynamics.run(loss, theta, tx, n, data=target, chunk_size=min(chunk, n), progress=False,
-                           record_every=1 if recorders else 0, recorders=recorders)
-        jax.block_until_ready(res.params)
-        return res
+    def make_runner(n, recorders=None):
+        """A compiled program of ``n`` steps, reused by every timed call (each ``run`` compiles nothing new)."""
+        program = dynamics.Runner(loss, tx, chunk_size=min(chunk, n), record_every=1 if recorders else 0,
+                                  recorders=recorders)
+
+        def go():
+            res = program.run(theta, n, data=target, progress=False)
+            jax.block_until_ready(res.params)
+            return res
+        return go
 
     k = 2 * target_rank(d) + 2
     tracker = {"spectra": analysis.TopKTracker(analysis.deep_factors, k=k)}
     topk = {"spectra": analysis.TopKTracker(analysis.deep_factors, k=k, moments=False)}
     svd = {"spectra": analysis.factor_spectra}
     svd_steps = min(steps, 20)
+    runner = make_runner(steps)
+    track = make_runner(steps, tracker)
+    track_topk = make_runner(steps, topk)
+    full_svd = make_runner(svd_steps, svd)
 
     @jax.jit
     def step(th, state, tgt):
@@ -115,15 +124,6 @@ def bench_size(d: int, steps: int, seeds: int) -> dict:
 
     def floor():
         jax.block_until_ready(floor_fn(tuple(theta["factors"])))
-
-    def track():
-        return runner(recorders=tracker)
-
-    def track_topk():
-        runner(recorders=topk)
-
-    def full_svd():
-        runner(svd_steps, recorders=svd)
 
     res = track()  # compiles; its last record against jnp.linalg.svd of the final factors gives the accuracy
     exact = np.stack([np.linalg.svd(np.asarray(f, np.float64), compute_uv=False) for f in res.params["factors"]])
@@ -145,9 +145,10 @@ def bench_size(d: int, steps: int, seeds: int) -> dict:
         keys = jax.random.split(jax.random.key(1), seeds)
         thetas = jax.vmap(lambda k: param.deep(3, scale=d ** -0.5 * 3).init(k, (d, d), jnp.float32))(keys)
 
+        seeds_program = dynamics.Runner(loss, tx, chunk_size=chunk, batched=True)
+
         def batched():
-            res = dynamics.run(loss, thetas, tx, steps, data=target, chunk_size=chunk, batched=True,
-                               progress=False)
+            res = seeds_program.run(thetas, steps, data=target, progress=False)
             jax.block_until_ready(res.params)
 
         batched()
@@ -185,26 +186,29 @@ def bench_dynamics(sizes, steps: int = 500, seeds: int = 64, precision: str = "h
     return rows
 
 
+def _bench_recovery_size(recovery, d: int, steps: int, task: str, repeats: int) -> dict:
+    t = tasks.make_task(task, jax.random.key(0), d, 5, fraction=0.2)
+    m = recovery.original(t, 3, 1e-3, jax.random.key(1))
+    eta = 5e3 * (d / 1000) ** (4 / 3)
+    runner, authors = [], []
+    for _ in range(repeats):
+        runner.append(recovery.fit(m, t, eta, steps, chunk_size=min(steps, 500), progress=False).ms_per_step)
+        authors.append(recovery.authors_pattern_ms(m, t, eta, steps))
+    return {"d": d, "steps": steps, "runner_ms": min(runner), "authors_ms": min(authors),
+            "authors_over_runner": min(authors) / min(runner)}
+
+
 def bench_recovery(sizes, steps: int = 1000, task: str = "completion", repeats: int = 3, out=None) -> list[dict]:
     """ms/step of the original deep factorization (L = 3, eps = 1e-3, float64, the completion figure's
-    setting) through ``recovery.fit`` and through the papers' pattern (``recovery.authors_pattern_ms``:
-    Python loop over jitted ``fori_loop`` chunks of 100 steps), alternated ``repeats`` times; best of each."""
+    setting) through ``recovery.fit`` (execution time, compilation excluded) and through the papers'
+    pattern (``recovery.authors_pattern_ms``: Python loop over jitted ``fori_loop`` chunks of 100 steps),
+    alternated ``repeats`` times; best of each."""
     from lrjax import recovery
-    from lrjax.runs import set_dtype
+    from lrjax.runs import precision
 
-    set_dtype("float64")
     device = jax.devices()[0]
-    rows = []
-    for d in sizes:
-        t = tasks.make_task(task, jax.random.key(0), d, 5, fraction=0.2)
-        m = recovery.original(t, 3, 1e-3, jax.random.key(1))
-        eta = 5e3 * (d / 1000) ** (4 / 3)
-        runner, authors = [], []
-        for _ in range(repeats):
-            runner.append(recovery.fit(m, t, eta, steps, chunk_size=min(steps, 500), progress=False).ms_per_step)
-            authors.append(recovery.authors_pattern_ms(m, t, eta, steps))
-        rows.append({"d": d, "steps": steps, "runner_ms": min(runner), "authors_ms": min(authors),
-                     "authors_over_runner": min(authors) / min(runner)})
+    with precision("float64"):
+        rows = [_bench_recovery_size(recovery, d, steps, task, repeats) for d in sizes]
     print(f"device: {device.device_kind} ({device.platform}), jax {jax.__version__}, {task}, float64, L=3")
     print(f"{'d':>5} {'steps':>6} {'lrjax ms':>9} {'authors ms':>10} {'authors/lrjax':>13}")
     for r in rows:

@@ -11,8 +11,8 @@ Methods (each a ``Method``: label, parameterization, theta, outer learning-rate 
   all factors at rate ``eta``;
 - ``narrow``: ``original`` with width ``w`` and a random init (the control for ``compressed``).
 
-``fit`` compiles first (one warm-up chunk) so that ``ms_per_step`` is compile-free; a run's wall-time axis
-is ``step * ms_per_step`` (every chunk runs the same compiled program).
+``fit`` reports ``ms_per_step`` from the runner's execution time (compilation is timed apart); a run's
+wall-time axis is ``step * ms_per_step`` (every chunk runs the same compiled program).
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ import numpy as np
 import optax
 
 from lrjax import analysis, dynamics, param
-from lrjax.flax import optimizer
+from lrjax.optim import optimizer
 from lrjax.tasks.recovery import RecoveryTask
 
 
@@ -115,12 +115,12 @@ def fit(method: Method, task: RecoveryTask, eta: float, steps: int, *, tol: floa
         return task.test_error(p.materialize(theta), data)
 
     recorders = {"test_error": dynamics.with_data(test_error), **(recorders or {})}
-    kw = dict(data=task.data, chunk_size=chunk_size, record_every=record_every, recorders=recorders,
-              batched=batched, desc=method.label)
-    dynamics.run(loss, method.theta, tx, min(chunk_size, steps), progress=False, **kw)  # compile
-    res = dynamics.run(loss, method.theta, tx, steps, tol=tol, progress=progress, workdir=workdir,
-                       checkpoint_every=checkpoint_every, **kw)
-    ran = res.steps - (res.resumed_from or 0)
+    runner = dynamics.Runner(loss, tx, chunk_size=chunk_size, record_every=record_every, recorders=recorders,
+                             batched=batched)
+    res = runner.run(method.theta, steps, data=task.data, tol=tol, progress=progress, desc=method.label,
+                     workdir=workdir, checkpoint_every=checkpoint_every,
+                     fingerprint={"method": method.label, "eta": eta, "outer_lr_scale": method.outer_lr_scale})
+    ran = res.steps_run
     return Fit(method.label, p.num_params(task.surrogate.shape), res.steps,
                1e3 * res.wall_time / ran if ran > 0 else float("nan"),
                res.scalars["loss"], res.records["step"], res.records["test_error"], res.records, res.steps_to_tol)

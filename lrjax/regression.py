@@ -53,4 +53,5 @@ def train(net, data: dict, steps: int, *, seeds: int, lr: float = 1e-3, key=0, r
     res = dynamics.run(loss, thetas, optax.adam(lr), steps, data=data, batched=True, record_every=record_every,
                        chunk_size=max(record_every, min(chunk_size, steps)), recorders={"test": dynamics.with_data(test_error)},
                        on_divergence="continue", progress=progress, desc=desc)
-    return Training(res.scalars["loss"], res.records["step"], res.records["test"], res.params, res.wall_time)
+    return Training(res.scalars["loss"], res.records["step"], res.records["test"], res.params,
+                    res.wall_time + res.compile_time)

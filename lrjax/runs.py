@@ -1,7 +1,9 @@
-"""Helpers every experiment uses: work directories, JSON output, figures, precision."""
+"""Helpers every experiment uses: work directories and their lock, JSON output, figures, precision."""
 from __future__ import annotations
 
+import contextlib
 import datetime
+import fcntl
 import json
 import os
 from pathlib import Path
@@ -12,8 +14,57 @@ import numpy as np
 
 
 def default_workdir(experiment: str) -> Path:
-    """``runs/<experiment>/<YYYYmmdd-HHMMSS>`` under the current directory."""
-    return Path("runs") / experiment / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    """``runs/<experiment>/<YYYYmmdd-HHMMSS>`` under the current directory (``-2``, ``-3``, ... appended
+    when that folder already exists, so two runs started in the same second never share one)."""
+    base = Path("runs") / experiment / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+class DirectoryBusyError(RuntimeError):
+    """Another process holds the lock of a work or checkpoint directory."""
+
+
+class DirectoryLock:
+    """An exclusive ``flock`` on ``directory/.lock`` (the file keeps the holder's pid for the message).
+
+    The operating system releases it when the process ends, killed or not, so a crashed run never leaves a
+    stale lock. ``acquire`` raises ``DirectoryBusyError`` at once when another process holds it.
+    """
+
+    def __init__(self, directory: str | os.PathLike):
+        self.path = Path(directory) / ".lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> "DirectoryLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise DirectoryBusyError(f"{str(self.path.parent)!r} is in use by another lrjax process (pid {holder}); "
+                                     "wait for it to finish or use another directory") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
 
 
 def to_jsonable(x: Any) -> Any:
@@ -61,10 +112,14 @@ def save_figure(fig, path, dpi: int = 110) -> None:
     plt.close(fig)
 
 
-def set_dtype(dtype: str):
-    """Enable float64 when asked (theory checks) and return the jnp dtype. Call before creating arrays."""
-    if dtype not in ("float32", "float64"):
+DTYPES = ("float32", "float64")
+
+
+@contextlib.contextmanager
+def precision(dtype: str):
+    """``with precision("float64") as dtype:``: the block runs with 64-bit types enabled exactly when
+    ``dtype`` is float64 (``jax.enable_x64``, undone on exit: no process-wide switch); yields the dtype."""
+    if dtype not in DTYPES:
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    if dtype == "float64":
-        jax.config.update("jax_enable_x64", True)
-    return jax.numpy.dtype(dtype)
+    with jax.enable_x64(dtype == "float64"):
+        yield jax.numpy.dtype(dtype)

@@ -123,7 +123,9 @@ def test_compressed_dynamics_runs_on_sensing(tmp_path):
     m = cli.run_config(f"{config}:quick", ["task=sensing", "d=12", "steps=200", "authors_steps=0"],
                        workdir=str(tmp_path), quiet=True)
     assert m["task"] == "sensing" and set(m["methods"]) >= {"original"}
-    assert m["methods"]["original"]["final_loss"] < 0.5 * m["methods"]["original"]["final_test_error"] + 1.0
+    # measurements scaled so that E[sensing loss] = the factorization loss (the test error): same magnitude
+    row = m["methods"]["original"]
+    assert abs(row["final_loss"] - row["final_test_error"]) < 0.5 * row["final_test_error"]
 
 
 def test_fit_checkpoints_and_resumes_bit_identically(completion, tmp_path):

@@ -1,34 +1,89 @@
-"""Atomic checkpoints of a run's state with orbax, plus the trajectory recorded so far.
+"""Atomic, verified checkpoints of a run's state with orbax, plus the trajectory recorded so far.
 
-Layout under ``directory``: orbax step folders ``<step>/`` holding ``{"leaves": [...]}`` (the flattened
-``(params, opt_state)``; the tree structure comes from the caller's template, so any pytree, ``Bound``
-included, round-trips) and ``trajectory_<step>.npz`` written first with write-then-rename. Orbax
-commits a step folder atomically (temporary name, then rename), so a process killed mid-save leaves the
-previous checkpoint as the latest complete one.
+Layout under ``directory``:
+
+- ``<step>/``: orbax step folders holding ``{"leaves": [...]}`` (the flattened state; the tree structure
+  comes from the caller's template, so any pytree, ``Bound`` included, round-trips). Orbax commits a step
+  folder atomically (temporary name, then rename);
+- ``trajectory_<step>.npz``: the per-step scalars and records up to ``step`` (write, then rename);
+- ``checksums_<step>.json``: the SHA-256 of every file of that step (step folder and trajectory), written
+  last, after orbax reports the save complete. A step without it never finished saving;
+- ``fingerprint.json``: what the run that owns these checkpoints was (see ``dynamics.runner``);
+- ``.lock``: held (``flock``) by the one process that runs here.
+
+``restore`` verifies the newest step against its checksums and falls back to the newest intact one with
+a ``CheckpointWarning`` (removing the broken ones, so a resumed run can save those steps again); when no
+step is intact it raises ``CheckpointError``. A corrupt state is never resumed.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
+import warnings
 from pathlib import Path
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from lrjax.runs import DirectoryLock, write_json
+
+
+class CheckpointError(RuntimeError):
+    """No intact checkpoint to resume from, or a directory that cannot hold checkpoints."""
+
+
+class CheckpointWarning(UserWarning):
+    """A checkpoint step failed verification and was skipped."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
 
 class Checkpointer:
-    """Save and restore ``(state, trajectory)`` pairs keyed by step; keeps the last ``max_to_keep``."""
+    """Save and restore ``(state, trajectory)`` pairs keyed by step; keeps the last ``max_to_keep``.
 
-    def __init__(self, directory: str | os.PathLike, max_to_keep: int = 2):
+    ``lock=True`` takes the directory's lock for the checkpointer's lifetime (``close`` releases it): a
+    second process opening the same directory gets ``runs.DirectoryBusyError``.
+    """
+
+    def __init__(self, directory: str | os.PathLike, max_to_keep: int = 2, lock: bool = False):
         self.directory = Path(directory).absolute()
+        if self.directory.exists() and not self.directory.is_dir():
+            raise CheckpointError(f"checkpoint directory {str(self.directory)!r} is a file")
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.manager = ocp.CheckpointManager(self.directory,
-                                             options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep))
+        self.lock = DirectoryLock(self.directory).acquire() if lock else None
+        try:
+            self.manager = ocp.CheckpointManager(self.directory,
+                                                 options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep))
+        except BaseException:
+            if self.lock is not None:
+                self.lock.release()
+            raise
+
+    def all_steps(self) -> list[int]:
+        return sorted(self.manager.all_steps())
 
     def latest_step(self) -> int | None:
+        """The newest step folder (verified or not: ``restore`` verifies)."""
         return self.manager.latest_step()
 
+    def _files(self, step: int) -> list[Path]:
+        folder = self.directory / str(step)
+        return sorted(p for p in folder.rglob("*") if p.is_file()) + [self.directory / f"trajectory_{step}.npz"]
+
     def save(self, step: int, state, trajectory: dict[str, np.ndarray]) -> None:
+        """Save ``state`` (any pytree) and ``trajectory`` at ``step``; a step already saved is left as it is
+        (a deterministic run reaches the same state there)."""
+        if step in self.manager.all_steps() and (self.directory / f"checksums_{step}.json").is_file():
+            return
         tmp = self.directory / f".trajectory_{step}.npz.tmp"
         with open(tmp, "wb") as f:
             np.savez(f, **trajectory)
@@ -36,23 +91,75 @@ class Checkpointer:
         leaves = [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state))]
         self.manager.save(step, args=ocp.args.StandardSave({"leaves": leaves}), force=True)
         self.manager.wait_until_finished()
-        kept = set(self.manager.all_steps())
-        for p in self.directory.glob("trajectory_*.npz"):
-            if int(p.stem.split("_")[1]) not in kept:
-                p.unlink(missing_ok=True)
+        sums = {str(p.relative_to(self.directory)): _sha256(p) for p in self._files(step)}
+        write_json(self.directory / f"checksums_{step}.json", sums)
+        self._prune()
 
-    def restore(self, template, step: int | None = None):
-        """``(step, state, trajectory)`` of the latest (or given) checkpoint, shaped like ``template``."""
-        step = self.latest_step() if step is None else step
-        if step is None:
+    def _prune(self) -> None:
+        """Remove trajectory and checksum files of steps orbax no longer keeps."""
+        kept = set(self.manager.all_steps())
+        for pattern in ("trajectory_*.npz", "checksums_*.json"):
+            for p in self.directory.glob(pattern):
+                if int(p.stem.split("_")[1]) not in kept:
+                    p.unlink(missing_ok=True)
+
+    def verify(self, step: int) -> str | None:
+        """``None`` if every file of ``step`` matches its checksum, else what is wrong (one line)."""
+        manifest = self.directory / f"checksums_{step}.json"
+        if not manifest.is_file():
+            return "no checksums (the save never completed)"
+        try:
+            sums = json.loads(manifest.read_text())
+        except ValueError:
+            return "unreadable checksums file"
+        for rel, digest in sums.items():
+            path = self.directory / rel
+            if not path.is_file():
+                return f"file {rel} is missing"
+            if _sha256(path) != digest:
+                return f"file {rel} does not match its checksum"
+        return None
+
+    def _remove(self, step: int) -> None:
+        shutil.rmtree(self.directory / str(step), ignore_errors=True)
+        for name in (f"trajectory_{step}.npz", f"checksums_{step}.json"):
+            (self.directory / name).unlink(missing_ok=True)
+        self.manager.reload()
+
+    def restore(self, template):
+        """``(step, state, trajectory)`` of the newest intact checkpoint, shaped like ``template``; ``None``
+        when there is none at all. Broken newer steps are removed with a ``CheckpointWarning``."""
+        steps = sorted(self.manager.all_steps(), reverse=True)
+        if not steps:
             return None
         leaves, treedef = jax.tree.flatten(template)
         abstract = {"leaves": [jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype) for x in leaves]}
-        restored = self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
-        state = jax.tree.unflatten(treedef, [np.asarray(x) for x in restored["leaves"]])
-        with np.load(self.directory / f"trajectory_{step}.npz") as z:
-            trajectory = {k: z[k] for k in z.files}
-        return step, state, trajectory
+        problems = []
+        for step in steps:
+            problem = self.verify(step)
+            if problem is not None:
+                problems.append(f"step {step}: {problem}")
+                continue
+            try:
+                restored = self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+                with np.load(self.directory / f"trajectory_{step}.npz") as z:
+                    trajectory = {k: z[k] for k in z.files}
+            except Exception as e:  # noqa: BLE001 - intact files that do not fit this run's state
+                first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                raise CheckpointError(f"checkpoint step {step} in {self.directory} is intact but does not fit this "
+                                      f"run's state ({type(e).__name__}: {first}); use another directory") from None
+            if problems:
+                warnings.warn(f"checkpoints in {self.directory} failed verification ({'; '.join(problems)}); "
+                              f"removed them and resuming from step {step}", CheckpointWarning, stacklevel=2)
+                for bad in steps[:steps.index(step)]:
+                    self._remove(bad)
+            state = jax.tree.unflatten(treedef, [np.asarray(x) for x in restored["leaves"]])
+            return step, state, trajectory
+        raise CheckpointError(f"no intact checkpoint in {self.directory} ({'; '.join(problems)}); delete that "
+                              "directory (or run with --restart) to start over")
 
     def close(self):
         self.manager.close()
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
