@@ -1,6 +1,6 @@
 """The invariant-subspace theorem of deep matrix factorization, checked numerically (the main demo).
 
-Yaras et al. ICML 2024, Theorem 1 and Proposition 2 (REFERENCE.md section 1), at the theorem
+Yaras et al. ICML 2024 (arXiv 2406.04112), Theorem 1 and Proposition 2, at the theorem
 figure's size: d = 30, r* = 3, L = 3, float64. Writes metrics.json (maximum errors of the three checks,
 the verdict), trajectory.npz (step, singular_values (T, depth, d), rho, ...) and figures.
 

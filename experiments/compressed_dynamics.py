@@ -16,7 +16,19 @@ import jax
 import numpy as np
 
 from lrjax import analysis, recovery, tasks
-from lrjax.runs import figure_path, pyplot, save_figure, set_dtype
+from lrjax.runs import DTYPES, figure_path, precision, pyplot, save_figure
+from lrjax.schema import Choice, Float, Int, Names, Rule, Schema, Seq
+
+SCHEMA = Schema(
+    task=Choice("factorization", "completion", "sensing"), d=Int(min=2), rank=Int(min=1), depth=Int(min=2),
+    eps=Float(gt=0), eta=Float(gt=0), fraction=Float(gt=0, le=1), measurements=Int(min=0),
+    methods=Names("original", "compressed", "spectral"), gammas=Seq(Float(ge=0)),
+    steps=Int(min=1, resume="grow"), tol=Float(gt=0, optional=True, resume="any"), reach=Float(gt=0, resume="any"),
+    chunk_size=Int(min=1), record_every=Int(min=1), pca_entries=Int(min=2), authors_steps=Int(min=0, resume="any"),
+    seed=Int(min=0), dtype=Choice(*DTYPES),
+    rules=[Rule(("rank", "d"), lambda r, d: 2 * r <= d, "the compressed width 2 rank must be <= d"),
+           Rule(("record_every", "steps"), lambda r, s: r <= s, "record_every must be <= steps")],
+)
 
 
 def build_methods(config, task):
@@ -37,7 +49,11 @@ def build_methods(config, task):
 
 
 def run(config, workdir: Path) -> dict:
-    dtype = set_dtype(config.dtype)
+    with precision(config.dtype) as dtype:
+        return _run(config, workdir, dtype)
+
+
+def _run(config, workdir: Path, dtype) -> dict:
     task = tasks.make_task(config.task, jax.random.key(config.seed), config.d, config.rank,
                            fraction=config.fraction, measurements=config.measurements or None, dtype=dtype)
     methods = build_methods(config, task)

@@ -9,12 +9,26 @@ import numpy as np
 import optax
 
 from lrjax import analysis, dynamics, param, tasks
-from lrjax.flax import optimizer
-from lrjax.runs import figure_path, pyplot, save_figure, set_dtype
+from lrjax.optim import optimizer
+from lrjax.runs import DTYPES, figure_path, precision, pyplot, save_figure
+from lrjax.schema import Choice, Float, Int, Rule, Schema, Spec
+
+SCHEMA = Schema(
+    d=Int(min=2), rank=Int(min=1), param=Spec(shape=lambda c: (c.d, c.d)), eta=Float(gt=0),
+    weight_decay=Float(ge=0), steps=Int(min=1, resume="grow"), seeds=Int(min=1), record_every=Int(min=1),
+    chunk_size=Int(min=1), tol=Float(gt=0, optional=True, resume="any"), dtype=Choice(*DTYPES),
+    checkpoint_every=Int(min=0, resume="any"),
+    rules=[Rule(("rank", "d"), lambda r, d: r <= d, "the target's rank must be <= d"),
+           Rule(("record_every", "steps"), lambda r, s: r <= s, "record_every must be <= steps")],
+)
 
 
 def run(config, workdir: Path) -> dict:
-    dtype = set_dtype(config.dtype)
+    with precision(config.dtype) as dtype:
+        return _run(config, workdir, dtype)
+
+
+def _run(config, workdir: Path, dtype) -> dict:
     p = param.from_spec(config.param)
     target = tasks.low_rank_target(jax.random.key(0), config.d, config.rank, dtype)
     keys = jax.random.split(jax.random.key(1), config.seeds)
@@ -41,9 +55,10 @@ def run(config, workdir: Path) -> dict:
     final = res.scalars["loss"][:, -1]
     return {"param": config.param, "num_params": p.num_params((config.d, config.d)),
             "final_loss_median": float(np.median(final)), "final_loss_max": float(np.max(final)),
-            "steps_to_tol": res.steps_to_tol, "seeds_reaching_tol": int(np.sum(res.steps_to_tol >= 0)),
-            "steps": res.steps, "steps_per_s": res.steps / res.wall_time if res.wall_time else None,
-            "resumed_from": res.resumed_from}
+            "steps_to_tol": res.steps_to_tol,
+            "seeds_reaching_tol": int(np.sum(res.steps_to_tol >= 0)) if config.tol is not None else None,
+            "initial_loss_median": float(np.median(res.scalars["loss"][:, 0])),
+            "steps": res.steps, "steps_per_s": res.steps_per_s, "resumed_from": res.resumed_from}
 
 
 def plot(res, sv, config, path):

@@ -12,11 +12,24 @@ import jax
 import numpy as np
 
 from lrjax import recovery, tasks
-from lrjax.runs import figure_path, pyplot, save_figure, set_dtype
+from lrjax.runs import DTYPES, figure_path, precision, pyplot, save_figure
+from lrjax.schema import Choice, Float, Int, Rule, Schema, Seq
+
+SCHEMA = Schema(
+    d=Int(min=1), rank=Int(min=1), fraction=Float(gt=0, le=1), depths=Seq(Int(min=1)),
+    etas=Seq(Float(gt=0), length=lambda c: len(c.depths)), widths=Seq(Int(min=1)), eps=Float(gt=0),
+    seeds=Int(min=1), steps=Int(min=1, resume="grow"), chunk_size=Int(min=1), seed=Int(min=0),
+    dtype=Choice(*DTYPES),
+    rules=[Rule(("rank", "d"), lambda r, d: r <= d, "the target's rank must be <= d")],
+)
 
 
 def run(config, workdir: Path) -> dict:
-    dtype = set_dtype(config.dtype)
+    with precision(config.dtype) as dtype:
+        return _run(config, workdir, dtype)
+
+
+def _run(config, workdir: Path, dtype) -> dict:
     task = tasks.make_task("completion", jax.random.key(config.seed), config.d, config.rank,
                            fraction=config.fraction, dtype=dtype)
     keys = jax.random.split(jax.random.key(config.seed + 1), config.seeds)

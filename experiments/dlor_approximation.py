@@ -15,8 +15,20 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax import approximation as ap
-from lrjax import param
-from lrjax.runs import figure_path, pyplot, save_figure, set_dtype
+from lrjax import nets, param
+from lrjax.runs import figure_path, precision, pyplot, save_figure
+from lrjax.schema import Choice, Float, Int, Rule, Schema, Seq
+
+SCHEMA = Schema(
+    n=Int(min=1), out=Int(min=1), rank=Int(min=1), beta=Float(gt=0), samples=Int(min=1),
+    activations=Seq(Choice(*sorted(set(nets.ACTIVATIONS) - {"identity"}))), hs=Seq(Float(gt=0)),
+    slope_max_h=Float(gt=0), exact_tolerance=Float(gt=0, resume="any"), sawtooth_levels=Seq(Int(min=1, max=12)),
+    sawtooth_activations=Seq(Choice("softplus", "gelu", "silu")), sawtooth_hs=Seq(Float(gt=0), min_len=2),
+    sawtooth_points=Int(min=2), seed=Int(min=0),
+    rules=[Rule(("rank", "n"), lambda r, n: r <= n, "rank must be <= n"),
+           Rule(("hs", "slope_max_h"), lambda hs, m: sum(h <= m for h in hs) >= 2,
+                "at least two h must be <= slope_max_h (the slope is fitted there)")],
+)
 
 
 def teacher_part(config):
@@ -72,7 +84,11 @@ def sawtooth_part(config):
 
 
 def run(config, workdir: Path) -> dict:
-    set_dtype("float64")
+    with precision("float64"):
+        return _run(config, workdir)
+
+
+def _run(config, workdir: Path) -> dict:
     hs, teacher, params = teacher_part(config)
     xs, saw_hs, saw = sawtooth_part(config)
     plot_teacher(config, hs, teacher, figure_path(workdir, "dense_mlp_error_vs_h"))

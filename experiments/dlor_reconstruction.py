@@ -11,7 +11,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax import param
-from lrjax.runs import figure_path, pyplot, save_figure, set_dtype
+from lrjax.runs import DTYPES, figure_path, precision, pyplot, save_figure
+from lrjax.schema import Choice, Float, Int, Rule, Schema, Seq
+
+SCHEMA = Schema(
+    sizes=Seq(Int(min=2)), ranks=Seq(Int(min=1)), tolerance=Float(gt=0, resume="any"), spectra_n=Int(min=2),
+    spectra_rank=Int(min=1), seed=Int(min=0), dtype=Choice(*DTYPES),
+    rules=[Rule(("spectra_rank", "spectra_n"), lambda r, n: r < n, "spectra_rank must be < spectra_n"),
+           Rule(("ranks", "sizes"), lambda rs, ns: min(rs) < max(ns), "some rank must be < some size")],
+)
 
 
 def reconstruct(a: np.ndarray, rank: int) -> dict:
@@ -29,7 +37,11 @@ def reconstruct(a: np.ndarray, rank: int) -> dict:
 
 
 def run(config, workdir: Path) -> dict:
-    dtype = set_dtype(config.dtype)
+    with precision(config.dtype) as dtype:
+        return _run(config, workdir, dtype)
+
+
+def _run(config, workdir: Path, dtype) -> dict:
     rows = []
     for n in config.sizes:
         a = np.asarray(jax.random.normal(jax.random.key(config.seed + n), (n, n), dtype)) / np.sqrt(n)

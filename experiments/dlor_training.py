@@ -17,7 +17,18 @@ import jax
 import numpy as np
 
 from lrjax import nets, regression
-from lrjax.runs import figure_path, pyplot, save_figure, set_dtype
+from lrjax.runs import figure_path, precision, pyplot, save_figure
+from lrjax.schema import Float, Int, Rule, Schema, Seq
+
+SCHEMA = Schema(
+    teacher_width=Int(min=1), teacher_gain=Float(gt=0), width=Int(min=1), deep_hidden=Int(min=1),
+    branches=Int(min=1), rank=Int(min=1), train_points=Int(min=1), test_points=Int(min=1), epochs=Int(min=1),
+    budgets=Seq(Int(min=1)), threshold=Float(gt=0, resume="any"), extra_thresholds=Seq(Float(gt=0), min_len=0,
+                                                                                        resume="any"),
+    lr=Float(gt=0), seeds=Int(min=1), record_every=Int(min=1), seed=Int(min=0),
+    rules=[Rule(("rank", "width"), lambda r, w: r <= w, "rank must be <= width"),
+           Rule(("record_every", "epochs"), lambda r, e: r <= e, "record_every must be <= epochs")],
+)
 
 
 def matched_dense_width(params: int, depth: int) -> int:
@@ -38,7 +49,11 @@ def architectures(config) -> dict:
 
 
 def run(config, workdir: Path) -> dict:
-    dtype = set_dtype("float64")
+    with precision("float64") as dtype:
+        return _run(config, workdir, dtype)
+
+
+def _run(config, workdir: Path, dtype) -> dict:
     kt, kx, kxt = jax.random.split(jax.random.key(config.seed), 3)
     teacher = nets.mlp((2, config.teacher_width, config.teacher_width, 2), "dense()", "tanh")
     t_theta = teacher.init(kt, dtype)

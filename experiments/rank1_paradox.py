@@ -20,7 +20,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax import nets, regression
-from lrjax.runs import figure_path, pyplot, save_figure, set_dtype
+from lrjax.runs import figure_path, precision, pyplot, save_figure
+from lrjax.schema import Choice, Float, Int, Rule, Schema, Seq
+
+SCHEMA = Schema(
+    interp_points=Seq(Int(min=2)), interp_width=Int(min=1), width=Int(min=2), rank=Int(min=1),
+    act=Choice(*sorted(nets.ACTIVATIONS)), train_points=Int(min=1), grid=Int(min=2), steps=Int(min=1),
+    lr=Float(gt=0), seeds=Int(min=1), record_every=Int(min=1), seed=Int(min=0),
+    rules=[Rule(("rank",), lambda r: r <= 2, "rank must be <= 2 (the network maps R^2 -> R^2)"),
+           Rule(("record_every", "steps"), lambda r, s: r <= s, "record_every must be <= steps")],
+)
 
 
 def interpolate_rank1(key, n_points: int, width: int, sharpness: float = 4.0) -> dict:
@@ -61,7 +70,11 @@ def architectures(width: int, rank: int, act: str) -> dict:
 
 
 def run(config, workdir: Path) -> dict:
-    dtype = set_dtype("float64")
+    with precision("float64") as dtype:
+        return _run(config, workdir, dtype)
+
+
+def _run(config, workdir: Path, dtype) -> dict:
     interp = [interpolate_rank1(jax.random.key(config.seed + i), n, config.interp_width)
               for i, n in enumerate(config.interp_points)]
     kx, kt = jax.random.split(jax.random.key(config.seed))

@@ -13,7 +13,17 @@ import jax
 import numpy as np
 
 from lrjax import recovery, tasks
-from lrjax.runs import figure_path, pyplot, save_figure, set_dtype
+from lrjax.runs import DTYPES, figure_path, precision, pyplot, save_figure
+from lrjax.schema import Choice, Float, Int, Rule, Schema, Seq
+
+SCHEMA = Schema(
+    d=Int(min=2), rank=Int(min=1), fraction=Float(gt=0, le=1), depth=Int(min=2), eps=Float(gt=0), eta=Float(gt=0),
+    gamma=Float(ge=0), gammas=Seq(Float(ge=0)), gammas_zero_at=Float(gt=0, resume="any"), rhats=Seq(Int(min=1)),
+    seeds=Int(min=1), steps=Int(min=1, resume="grow"), tol=Float(gt=0, resume="any"), chunk_size=Int(min=1),
+    seed=Int(min=0), dtype=Choice(*DTYPES),
+    rules=[Rule(("rank", "d"), lambda r, d: 2 * r <= d, "the compressed width 2 rank must be <= d"),
+           Rule(("rhats", "d"), lambda rh, d: 2 * max(rh) <= d, "every compressed width 2 rhat must be <= d")],
+)
 
 
 def summarize(f: recovery.Fit) -> dict:
@@ -27,7 +37,11 @@ def summarize(f: recovery.Fit) -> dict:
 
 
 def run(config, workdir: Path) -> dict:
-    dtype = set_dtype(config.dtype)
+    with precision(config.dtype) as dtype:
+        return _run(config, workdir, dtype)
+
+
+def _run(config, workdir: Path, dtype) -> dict:
     task = tasks.make_task("completion", jax.random.key(config.seed), config.d, config.rank,
                            fraction=config.fraction, dtype=dtype)
     keys = jax.random.split(jax.random.key(config.seed + 1), config.seeds)

@@ -1,10 +1,19 @@
-"""Command line: ``lrjax run CONFIG.py[:arg] [--set key=value]... [--workdir DIR]``, ``lrjax list``,
-``lrjax bench dynamics``, ``lrjax bench recovery``.
+"""Command line: ``lrjax run CONFIG.py[:variant] [--set key=value]... [--workdir DIR] [--import MODULE]...
+[--restart]``, ``lrjax list``, ``lrjax bench dynamics``, ``lrjax bench recovery``.
 
-A config is a python file with ``get_config(arg) -> ml_collections.ConfigDict`` whose ``experiment`` key
-names a module ``experiments/<experiment>.py`` (beside the ``configs/`` folder) with
-``run(config, workdir) -> metrics``. Every run writes ``config.json`` and ``metrics.json`` to its work
-directory (default ``runs/<experiment>/<timestamp>``); the experiment adds figures and trajectories.
+A config is a python file with ``get_config(variant) -> ml_collections.ConfigDict`` whose ``experiment``
+key names a module ``experiments/<experiment>.py`` of lrjax's repository, which declares ``SCHEMA``
+(``lrjax.schema``) and ``run(config, workdir) -> metrics``. ``lrjax run``:
+
+1. loads the config, imports the ``--import`` modules (which may register parameterization families),
+   applies the ``--set`` overrides and validates the result against the experiment's schema; checks that
+   the work directory can be used. Any problem: one line on stderr, exit code 2, nothing written;
+2. in a work directory that already holds a run, continues it only if its ``config.json`` matches, up to
+   keys whose schema allows the change (a longer ``steps``, another ``tol``): otherwise it refuses, naming
+   the keys (``--restart`` deletes that run's outputs first); one process at a time per work directory;
+3. runs the experiment and writes ``config.json`` and ``metrics.json`` (default work directory
+   ``runs/<experiment>/<timestamp>``). Exit code 1 when the run diverged or the experiment's verdict
+   (``metrics["passed"]``) is False, 0 otherwise.
 """
 from __future__ import annotations
 
@@ -12,34 +21,61 @@ import argparse
 import ast
 import importlib
 import importlib.util
+import json
+import os
+import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import ml_collections
 
-from lrjax.runs import default_workdir, to_jsonable, write_json
+from lrjax.dynamics import CheckpointError, DivergenceError, ResumeError
+from lrjax.runs import DirectoryBusyError, DirectoryLock, default_workdir, to_jsonable, write_json
+from lrjax.schema import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent  # the repository, for an editable install
+RUN_OUTPUTS = ("config.json", "metrics.json", "trajectory.npz", "figures", "checkpoints")
 
 
-class ConfigError(ValueError):
-    """A bad config path, argument or ``--set`` override."""
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
+
+
+def _resolve_config(path_str: str) -> Path:
+    """The config file: as given (relative to the current directory), else inside the repository."""
+    for candidate in (Path(path_str), ROOT / path_str, ROOT / "configs" / path_str):
+        if candidate.is_file():
+            return candidate.resolve()
+    raise ConfigError(f"config file {path_str!r} does not exist")
 
 
 def load_config(spec: str) -> tuple[ml_collections.ConfigDict, Path]:
-    """``"configs/x.py:quick"`` -> ``(get_config("quick"), path)``."""
+    """``"configs/x.py:quick"`` -> ``(get_config("quick"), path)``; every failure is a ``ConfigError``."""
     path_str, _, arg = spec.partition(":")
-    path = Path(path_str)
-    if not path.is_file():
-        raise ConfigError(f"config file {path_str!r} does not exist")
+    path = _resolve_config(path_str)
     module_spec = importlib.util.spec_from_file_location(f"lrjax_config_{path.stem}", path)
     module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    try:
+        module_spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise ConfigError(f"config file {path_str!r} has a syntax error at line {e.lineno}: {e.msg}") from None
+    except Exception as e:  # noqa: BLE001 - a broken config file is a user error, reported in one line
+        raise ConfigError(f"config file {path_str!r} failed to import: {_one_line(e)}") from None
     if not hasattr(module, "get_config"):
-        raise ConfigError(f"config file {path_str!r} has no get_config(arg) function")
-    config = module.get_config(arg or None)
-    if "experiment" not in config:
+        raise ConfigError(f"config file {path_str!r} has no get_config(variant) function")
+    try:
+        config = module.get_config(arg or None)
+    except Exception as e:  # noqa: BLE001
+        raise ConfigError(f"config {path_str!r}: get_config({arg or None!r}) failed: {_one_line(e)}") from None
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise ConfigError(f"config {path_str!r}: get_config must return an ml_collections.ConfigDict, got "
+                          f"{type(config).__name__}")
+    if not isinstance(config.get("experiment"), str):
         raise ConfigError(f"config {path_str!r} has no 'experiment' key naming a module in experiments/")
-    return config, path.resolve()
+    return config, path
 
 
 def _parse_value(text: str):
@@ -50,7 +86,8 @@ def _parse_value(text: str):
 
 
 def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> None:
-    """Apply ``key=value`` overrides (dotted keys for nested dicts); unknown keys and bad types raise."""
+    """Apply ``key=value`` overrides (dotted keys for nested dicts; values parsed as Python literals, kept as
+    text for string keys); unknown keys raise here, bad values when the schema validates the config."""
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key:
@@ -61,41 +98,175 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> 
             if p not in node or not isinstance(node[p], ml_collections.ConfigDict):
                 raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(sorted(config.keys()))}")
             node = node[p]
-        if leaf not in node:
-            raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(sorted(node.keys()))}")
+        if leaf not in node or leaf == "experiment":
+            raise ConfigError(f"unknown config key {key!r}; valid keys: "
+                              f"{', '.join(sorted(k for k in node.keys() if k != 'experiment'))}")
         value = _parse_value(text)
         old = node[leaf]
         if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if old is not None and isinstance(old, str) and not isinstance(value, str):
-            value = text
+        if isinstance(old, str) and not isinstance(value, str):
+            value = text  # a string key takes the text as written (e.g. param=lowrank(2))
+        del node[leaf]  # the experiment's schema, not ConfigDict's type lock, decides what is valid
+        node[leaf] = value
+
+
+def import_modules(names: list[str]) -> None:
+    """``--import``: a module name (importable from the current directory) or a ``.py`` file path; a module
+    already imported from the same place is not imported again."""
+    for name in names:
         try:
-            node[leaf] = value
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"bad value {text!r} for config key {key!r} (currently {old!r}): {e}") from None
+            if name.endswith(".py") or os.sep in name:
+                path = Path(name).resolve()
+                if not path.is_file():
+                    raise ConfigError(f"--import {name!r}: no such file")
+                mod_name = f"lrjax_user_{path.stem}"
+                loaded = sys.modules.get(mod_name)
+                if loaded is not None and Path(getattr(loaded, "__file__", "")).resolve() == path:
+                    continue
+                spec = importlib.util.spec_from_file_location(mod_name, path)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[mod_name] = module
+                try:
+                    spec.loader.exec_module(module)
+                except BaseException:
+                    del sys.modules[mod_name]
+                    raise
+            else:
+                if os.getcwd() not in sys.path:
+                    sys.path.append(os.getcwd())
+                importlib.import_module(name)
+        except ConfigError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise ConfigError(f"--import {name!r} failed: {_one_line(e)}") from None
 
 
-def run_config(spec: str, overrides: list[str] = (), workdir: str | None = None, quiet: bool = False) -> dict:
-    """Load, override, run and record one experiment; returns its metrics."""
-    config, path = load_config(spec)
+def experiment_module(name: str):
+    """``experiments.<name>`` from lrjax's repository (``ConfigError`` when it or the repository is missing)."""
+    package = ROOT / "experiments"
+    if not (package / "__init__.py").is_file():
+        raise ConfigError(f"lrjax is installed without its repository (no experiments/ package beside {ROOT / 'lrjax'}); "
+                          "clone the repository and run `pip install -e .` there to run experiment configs")
+    if not name.isidentifier() or not (package / f"{name}.py").is_file():
+        known = sorted(p.stem for p in package.glob("*.py") if not p.name.startswith("_"))
+        raise ConfigError(f"config names experiment {name!r}, which is not in {package}; known: {', '.join(known)}")
+    loaded = sys.modules.get("experiments")
+    if loaded is None:
+        spec = importlib.util.spec_from_file_location("experiments", package / "__init__.py",
+                                                      submodule_search_locations=[str(package)])
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules["experiments"] = loaded
+        spec.loader.exec_module(loaded)
+    elif Path(getattr(loaded, "__file__", "") or "").resolve().parent != package:
+        raise ConfigError(f"another package named 'experiments' is already imported ({loaded.__file__}); "
+                          "lrjax's experiments cannot be loaded beside it")
+    module = importlib.import_module(f"experiments.{name}")
+    if not hasattr(module, "SCHEMA") or not hasattr(module, "run"):
+        raise ConfigError(f"experiments/{name}.py must define SCHEMA (lrjax.schema.Schema) and run(config, workdir)")
+    return module
+
+
+def check_workdir(path: Path) -> None:
+    """Raise ``ConfigError`` unless ``path`` is (or can be created as) a writable directory; writes nothing."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--workdir {str(path)!r} is a file, not a directory")
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"--workdir {str(path)!r}: {str(parent)!r} is a file, not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"--workdir {str(path)!r} is not writable")
+
+
+def _stored_run(path: Path) -> dict | None:
+    """The config of the run a work directory holds, ``None`` when it holds none."""
+    record = path / "config.json"
+    if record.is_file():
+        try:
+            return json.loads(record.read_text())
+        except ValueError:
+            raise ConfigError(f"{str(record)!r} is not valid JSON: cannot tell which run {str(path)!r} holds; "
+                              "use a new --workdir, or --restart to start over") from None
+    if any((path / name).exists() for name in RUN_OUTPUTS):
+        raise ConfigError(f"{str(path)!r} holds run outputs but no config.json: cannot tell which run they belong "
+                          "to; use a new --workdir, or --restart to start over")
+    return None
+
+
+def compare_with_stored(path: Path, config_dict: dict, schema) -> list[str]:
+    """Refuse (``ConfigError``) unless the run stored in ``path`` may be continued with ``config_dict``;
+    returns the allowed changes (``"key: old -> new"``)."""
+    stored = _stored_run(path)
+    if stored is None:
+        return []
+    mine = json.loads(json.dumps(to_jsonable(config_dict)))
+    if stored.get("experiment") != mine.get("experiment"):
+        raise ConfigError(f"{str(path)!r} holds a run of experiment {stored.get('experiment')!r}, not "
+                          f"{mine.get('experiment')!r}; use a new --workdir, or --restart to start over")
+    refused, allowed = schema.resume_changes({k: v for k, v in stored.items() if k != "experiment"},
+                                             {k: v for k, v in mine.items() if k != "experiment"})
+    if refused:
+        raise ConfigError(f"{str(path)!r} holds a run with a different config ({'; '.join(refused)}): use a new "
+                          "--workdir, or --restart to discard that run and start over")
+    return allowed
+
+
+def restart(path: Path) -> None:
+    """Delete a previous run's outputs (only the files lrjax writes) from ``path``."""
+    for name in RUN_OUTPUTS:
+        p = path / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
+def run_config(spec: str, overrides: list[str] = (), workdir: str | None = None, quiet: bool = False,
+               imports: list[str] = (), fresh: bool = False) -> dict:
+    """Load, validate, run and record one experiment (module docstring); returns its metrics.
+    ``fresh=True`` is ``--restart``."""
+    config, _ = load_config(spec)
+    import_modules(list(imports))
     apply_overrides(config, list(overrides))
-    root = str(path.parent.parent)
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    name = config.experiment
+    module = experiment_module(config.experiment)
+    module.SCHEMA.validate(config)
+    out = Path(workdir) if workdir else default_workdir(config.experiment)
+    check_workdir(out)
+    if not fresh:
+        compare_with_stored(out, config.to_dict(), module.SCHEMA)
     try:
-        module = importlib.import_module(f"experiments.{name}")
-    except ModuleNotFoundError as e:
-        raise ConfigError(f"config names experiment {name!r} but experiments/{name}.py cannot be imported: {e}") from None
-    out = Path(workdir) if workdir else default_workdir(name)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", config.to_dict())
-    t0 = time.perf_counter()
-    metrics = dict(module.run(config, out))
-    metrics.setdefault("runtime_s", time.perf_counter() - t0)
-    write_json(out / "metrics.json", metrics)
+        lock = DirectoryLock(out).acquire()
+    except DirectoryBusyError as e:
+        raise ConfigError(f"work directory {e}") from None
+    except OSError as e:
+        raise ConfigError(f"--workdir {str(out)!r} cannot be used: {e.strerror or e}") from None
+    try:
+        if fresh:
+            restart(out)
+        allowed = compare_with_stored(out, config.to_dict(), module.SCHEMA)  # again, now that we hold the lock
+        if allowed and not quiet:
+            print(f"lrjax: continuing the run in {out} with {'; '.join(allowed)} (keys that do not change its "
+                  "trajectory)", file=sys.stderr)
+        record = out / "config.json"
+        previous = record.read_text() if record.is_file() else None
+        write_json(record, config.to_dict())
+        t0 = time.perf_counter()
+        try:
+            metrics = dict(module.run(config, out))
+        except (ResumeError, CheckpointError):  # the stored run stays described by its own config
+            if previous is None:
+                record.unlink(missing_ok=True)
+            else:
+                record.write_text(previous)
+            raise
+        metrics.setdefault("runtime_s", time.perf_counter() - t0)
+        write_json(out / "metrics.json", metrics)
+    finally:
+        lock.release()
     if not quiet:
-        print(f"\n{name}: results in {out}")
+        print(f"\n{config.experiment}: results in {out}")
         for k, v in sorted(to_jsonable(metrics).items()):
             if not isinstance(v, (list, dict)):
                 print(f"  {k:<34} {v}")
@@ -109,19 +280,32 @@ def list_configs(directory: Path) -> list[tuple[str, str]]:
         if p.name.startswith("_") or p.name == "common.py":
             continue
         doc = ast.get_docstring(ast.parse(p.read_text())) or ""
-        out.append((str(p), doc.strip().splitlines()[0] if doc.strip() else ""))
+        try:
+            shown = str(p.relative_to(Path.cwd()))
+        except ValueError:
+            shown = str(p)
+        out.append((shown, doc.strip().splitlines()[0] if doc.strip() else ""))
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"lrjax: warning: {message}", file=sys.stderr if file is None else file)
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lrjax", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="run an experiment config")
-    p_run.add_argument("config", help="CONFIG.py or CONFIG.py:arg (e.g. configs/deep_mf.py:quick)")
+    p_run.add_argument("config", help="CONFIG.py or CONFIG.py:variant (e.g. configs/deep_mf.py:quick)")
     p_run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
-    p_run.add_argument("--workdir", help="output directory (default runs/<experiment>/<timestamp>)")
+    p_run.add_argument("--workdir", help="output directory (default runs/<experiment>/<timestamp>); re-running "
+                                         "with the same one resumes the same run")
+    p_run.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                       help="import a module or .py file first (e.g. one that registers a parameterization)")
+    p_run.add_argument("--restart", action="store_true",
+                       help="discard the run stored in --workdir (its outputs and checkpoints) and start over")
     p_list = sub.add_parser("list", help="list the experiment configs")
-    p_list.add_argument("--configs", default="configs")
+    p_list.add_argument("--configs", default=str(ROOT / "configs"), help="folder of configs (default: the repository's)")
     p_bench = sub.add_parser("bench", help="benchmarks")
     p_bench.add_argument("what", choices=["dynamics", "recovery"],
                          help="dynamics: runner vs loop vs matmul floor, seeds, tracking; recovery: runner vs the "
@@ -131,29 +315,49 @@ def main(argv: list[str] | None = None) -> int:
     p_bench.add_argument("--seeds", type=int, default=64)
     p_bench.add_argument("--precision", default="highest", choices=["default", "high", "highest"])
     p_bench.add_argument("--out", help="write the results as JSON here")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _bench(args) -> None:
+    from lrjax.bench import bench_dynamics, bench_recovery
     try:
-        if args.command == "run":
-            run_config(args.config, args.set, args.workdir)
-        elif args.command == "list":
-            rows = list_configs(Path(args.configs))
-            if not rows:
-                raise ConfigError(f"no configs found in {args.configs!r}")
-            for path, doc in rows:
-                print(f"{path:<40} {doc}")
-        elif args.command == "bench":
-            from lrjax.bench import bench_dynamics, bench_recovery
-            sizes = [int(s) for s in args.sizes.split(",")]
-            if args.what == "dynamics":
-                bench_dynamics(sizes, steps=args.steps, seeds=args.seeds, precision=args.precision, out=args.out)
+        sizes = [int(s) for s in args.sizes.split(",")]
+    except ValueError:
+        raise ConfigError(f"--sizes must be comma-separated integers, got {args.sizes!r}") from None
+    if not sizes or min(sizes) < 2 or args.steps < 1 or args.seeds < 0:
+        raise ConfigError(f"--sizes must be >= 2, --steps >= 1 and --seeds >= 0; got {args.sizes!r}, "
+                          f"{args.steps}, {args.seeds}")
+    if args.what == "dynamics":
+        bench_dynamics(sizes, steps=args.steps, seeds=args.seeds, precision=args.precision, out=args.out)
+    else:
+        bench_recovery(sizes, steps=args.steps, out=args.out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning  # one line per warning (e.g. a checkpoint that failed verification)
+        try:
+            if args.command == "run":
+                metrics = run_config(args.config, args.set, args.workdir, imports=args.imports, fresh=args.restart)
+                if metrics.get("passed") is False:
+                    print(f"lrjax: the experiment's check failed (passed = false; see {args.config})",
+                          file=sys.stderr)
+                    return 1
+            elif args.command == "list":
+                rows = list_configs(Path(args.configs))
+                if not rows:
+                    raise ConfigError(f"no configs found in {args.configs!r}")
+                for path, doc in rows:
+                    print(f"{path:<40} {doc}")
             else:
-                bench_recovery(sizes, steps=args.steps, out=args.out)
-    except ConfigError as e:
-        print(f"lrjax: error: {e}", file=sys.stderr)
-        return 2
-    except FloatingPointError as e:  # lrjax.dynamics.DivergenceError
-        print(f"lrjax: the run diverged: {e}", file=sys.stderr)
-        return 1
+                _bench(args)
+        except (ConfigError, ResumeError, CheckpointError, DirectoryBusyError) as e:
+            print(f"lrjax: error: {str(e).splitlines()[0]}", file=sys.stderr)
+            return 2
+        except DivergenceError as e:
+            print(f"lrjax: the run diverged: {e}", file=sys.stderr)
+            return 1
     return 0
 
 

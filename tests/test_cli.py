@@ -1,7 +1,10 @@
-"""The CLI, its errors, and every config executed in its quick variant."""
+"""The CLI: every config's quick variant (checking a number each produces), bad input (one line, exit code 2,
+nothing written), resuming only the same run, the work-directory lock, --import, --restart, exit codes."""
 import json
+import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -11,51 +14,228 @@ from lrjax import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.py") if not p.name.startswith("_") and p.name != "common.py")
+DEEP_MF = str(ROOT / "configs/deep_mf.py")
+THEOREM = str(ROOT / "configs/invariant_subspace.py")
+
+
+def _all_close(values, rtol):
+    values = np.asarray(values, float)
+    return np.all(np.isfinite(values)) and np.ptp(values) <= rtol * np.abs(values).max()
+
+
+# what each quick run must show (smoke tests: small sizes, short runs)
+QUICK_CHECKS = {
+    "invariant_subspace": lambda m: m["passed"] and m["singular_value_error"] < 1e-12 and m["subspace_residual"] < 1e-12
+    and 0 < m["compression_gap_ratio"] < 1,
+    "deep_mf": lambda m: m["final_loss_median"] < 0.8 * m["initial_loss_median"],
+    # gamma = 0 compressed network follows the original (Prop. 2); spectral init takes another path
+    "compressed_mf": lambda m: m["pca_path_distance_relative"]["compressed w=4 gamma=0"] < 1e-6
+    < m["pca_path_distance_relative"]["spectral w=4"],
+    # every method sits on the same plateau of the recovery error (the first phase of incremental learning)
+    "compressed_mc": lambda m: _all_close([r["final_test_error"] for r in m["methods"].values()], 1e-6),
+    "width_ablation": lambda m: _all_close([r["final_test_error_median"] for r in m["gamma_ablation"]] +
+                                           [w[k]["final_test_error_median"] for w in m["width_comparison"]
+                                            for k in ("compressed", "narrow")], 1e-6),
+    "depth_effect": lambda m: all(r["train_loss_median"] < r["test_error_median"] for r in m["rows"]),
+    "rank1_paradox": lambda m: m["interpolation_exact"] and max(r["relative_residual"] for r in m["interpolation"])
+    < 1e-9 and m["approximation"]["rank-1"]["final_train_mse_min"]
+    > m["approximation"]["DLoR (rank 1 + diagonal)"]["final_train_mse_median"],
+    "dlor_reconstruction": lambda m: m["exact"] and max(m["max_relative_error"].values()) < 1e-12,
+    "dlor_approximation": lambda m: all(0.9 < s < 1.1 for s in m["slopes"].values()) and all(m["relu_exact"].values()),
+    "dlor_training": lambda m: all(a["train_mse_at_300_median"] < 0.2 * m["target_variance"]
+                                   for a in m["architectures"].values()),
+}
+
+
+def test_every_config_has_a_quick_check():
+    assert sorted(QUICK_CHECKS) == sorted(p.stem for p in CONFIGS)
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
 def test_every_config_runs_quick(config, tmp_path):
     metrics = cli.run_config(f"{config}:quick", workdir=str(tmp_path), quiet=True)
-    assert (tmp_path / "config.json").is_file()
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved.keys() == metrics.keys() and "runtime_s" in saved
+    expected = json.loads(json.dumps(cli.load_config(f"{config}:quick")[0].to_dict()))
+    assert json.loads((tmp_path / "config.json").read_text()) == expected
     figures = list((tmp_path / "figures").glob("*.png"))
     assert figures and all(f.stat().st_size > 10_000 for f in figures)
+    assert QUICK_CHECKS[config.stem](saved), saved
 
 
-def test_main_demo_outputs(tmp_path):
-    metrics = cli.run_config(f"{ROOT / 'configs/invariant_subspace.py'}:quick", workdir=str(tmp_path), quiet=True)
+def test_main_demo_outputs_and_failed_verdict_exit_code(tmp_path, capsys):
+    metrics = cli.run_config(f"{THEOREM}:quick", workdir=str(tmp_path), quiet=True)
     assert metrics["verdict"] == "PASS" and metrics["singular_value_error"] < 1e-10
     with np.load(tmp_path / "trajectory.npz") as z:
         assert z["singular_values"].shape == (41, 3, 12) and z["step"].shape == (41,)
-    bad = cli.run_config(f"{ROOT / 'configs/invariant_subspace.py'}:quick", ["init=gaussian"],
-                         workdir=str(tmp_path / "neg"), quiet=True)
-    assert bad["verdict"] == "FAIL"
+    assert cli.main(["run", f"{THEOREM}:quick", "--set", "init=gaussian", "--workdir", str(tmp_path / "neg")]) == 1
+    assert json.loads((tmp_path / "neg" / "metrics.json").read_text())["verdict"] == "FAIL"
+    assert "check failed" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("overrides, match", [
-    (["nosuch=1"], "unknown config key 'nosuch'; valid keys: .*depth"),
-    (["d=abc"], "bad value 'abc' for config key 'd'"),
-    (["d"], "--set expects key=value"),
+def _bad(capsys, args, workdir):
+    code = cli.main(["run", *args, "--workdir", str(workdir)])
+    err = capsys.readouterr().err
+    return code, err
+
+
+# (config, extra args, a fragment of the message); each must fail in one line with exit code 2, writing nothing
+BAD_INPUTS = [
+    (f"{DEEP_MF}:quick", ["--set", "param=lowrank(50)"], "config key 'param' = 'lowrank(50)': lowrank: rank=50 exceeds"),
+    (DEEP_MF, ["--set", "dtype=float17"], "config key 'dtype' must be one of 'float32', 'float64', got 'float17'"),
+    (DEEP_MF, ["--set", "dtype=float16"], "got 'float16'"),
+    (DEEP_MF, ["--set", "dtype=int32"], "got 'int32'"),
+    (DEEP_MF, ["--set", "steps=-5"], "config key 'steps' must be an integer >= 1, got -5"),
+    (DEEP_MF, ["--set", "steps=0"], "config key 'steps' must be an integer >= 1, got 0"),
+    (DEEP_MF, ["--set", "record_every=0"], "config key 'record_every' must be an integer >= 1, got 0"),
+    (DEEP_MF, ["--set", "record_every=5000"], "record_every=5000, steps=3000: record_every must be <= steps"),
+    (DEEP_MF, ["--set", "seeds=0"], "config key 'seeds' must be an integer >= 1, got 0"),
+    (DEEP_MF, ["--set", "rank=0"], "config key 'rank' must be an integer >= 1, got 0"),
+    (THEOREM, ["--set", "depth=0"], "config key 'depth' must be an integer >= 1, got 0"),
+    (DEEP_MF, ["--set", "chunk_size=0"], "config key 'chunk_size' must be an integer >= 1, got 0"),
+    (DEEP_MF, ["--set", "param=lowrank(rank=-1)"], "'lowrank(rank=-1)': lowrank: rank must be a positive integer, got -1"),
+    (DEEP_MF, ["--set", "param=lowrank(foo=1)"], "'lowrank(foo=1)': bad arguments in parameterization spec"),
+    (DEEP_MF, ["--set", "param=dlor("], "cannot parse parameterization spec 'dlor('"),
+    (DEEP_MF, ["--set", "param=kron(4, 4)"], "unknown parameterization 'kron'"),
+    (DEEP_MF, ["--set", "d=True"], "config key 'd' must be an integer >= 2, got True"),
+    (DEEP_MF, ["--set", "eta=True"], "config key 'eta' must be a finite number > 0, got True"),
+    (DEEP_MF, ["--set", "d=1.5"], "config key 'd' must be an integer >= 2, got 1.5"),
+    (DEEP_MF, ["--set", "d=abc"], "config key 'd' must be an integer >= 2, got 'abc'"),
+    (THEOREM, ["--set", "eps=1e999"], "config key 'eps' must be a finite number > 0 or a tuple whose entries are each a finite number > 0, got inf"),
+    (DEEP_MF, ["--set", "tol=nan"], "config key 'tol' must be a finite number > 0, got 'nan'"),
+    (DEEP_MF, ["--set", "tol=-1"], "config key 'tol' must be a finite number > 0, got -1"),
+    (THEOREM, ["--set", "eps=-1"], "config key 'eps' must be a finite number > 0"),
+    (THEOREM, ["--set", "eps=(1.0, 2.0)"], "must have 3 entries"),
+    (THEOREM, ["--set", "record_every=7"], "steps=300, record_every=7: steps must be a multiple of record_every"),
+    (DEEP_MF, ["--set", "nosuch=1"], "unknown config key 'nosuch'; valid keys: checkpoint_every, chunk_size"),
+    (DEEP_MF, ["--set", "d"], "--set expects key=value"),
+    (f"{DEEP_MF}:fast", [], "get_config('fast') failed: ValueError: unknown config argument 'fast'"),
+    (str(ROOT / "configs/nope.py"), [], "config file"),
+    (DEEP_MF, ["--import", "no_such_module_xyz"], "--import 'no_such_module_xyz' failed: ModuleNotFoundError"),
+]
+
+
+@pytest.mark.parametrize("config, args, message", BAD_INPUTS, ids=[" ".join(a) or c.split("/")[-1]
+                                                                    for c, a, _ in BAD_INPUTS])
+def test_bad_input_fails_in_one_line_with_exit_code_2_and_writes_nothing(config, args, message, tmp_path, capsys):
+    workdir = tmp_path / "w"
+    code, err = _bad(capsys, [config, *args], workdir)
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("lrjax: error: "), err
+    assert message in err, err
+    assert not workdir.exists()
+
+
+@pytest.mark.parametrize("body, message", [
+    ("def get_config(arg=None)\n    return 1\n", "has a syntax error at line 1"),
+    ("def get_config(arg=None):\n    raise RuntimeError('boom')\n", "failed: RuntimeError: boom"),
+    ("def get_config(arg=None):\n    return {'experiment': 'deep_mf'}\n", "must return an ml_collections.ConfigDict, got dict"),
+    ("import ml_collections\ndef get_config(arg=None):\n    c = ml_collections.ConfigDict()\n"
+     "    c.experiment = 'nope'\n    return c\n", "names experiment 'nope', which is not in"),
+    ("x = 1\n", "has no get_config"),
 ])
-def test_bad_overrides(overrides, match, tmp_path):
-    with pytest.raises(cli.ConfigError, match=match):
-        cli.run_config(str(ROOT / "configs/invariant_subspace.py"), overrides, workdir=str(tmp_path))
+def test_broken_config_files(tmp_path, capsys, body, message):
+    path = tmp_path / "broken.py"
+    path.write_text(body)
+    code, err = _bad(capsys, [str(path)], tmp_path / "w")
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "w").exists()
 
 
-def test_missing_config_and_bad_arg(tmp_path):
-    with pytest.raises(cli.ConfigError, match="does not exist"):
-        cli.run_config("configs/nope.py", workdir=str(tmp_path))
-    with pytest.raises(ValueError, match="unknown config argument 'fast'"):
-        cli.run_config(f"{ROOT / 'configs/invariant_subspace.py'}:fast", workdir=str(tmp_path))
+def test_workdir_that_is_a_file_or_not_writable(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("keep")
+    code, err = _bad(capsys, [f"{DEEP_MF}:quick"], f)
+    assert code == 2 and "is a file, not a directory" in err and f.read_text() == "keep"
+    code, err = _bad(capsys, [f"{DEEP_MF}:quick"], f / "sub")
+    assert code == 2 and "is a file, not a directory" in err
+    code, err = _bad(capsys, [f"{DEEP_MF}:quick"], Path("/proc/lrjax-not-writable"))
+    assert code == 2 and err.count("\n") == 1 and "/proc/lrjax-not-writable" in err, err
 
 
-def test_command_line_list_and_error_exit_code():
-    out = subprocess.run([sys.executable, "-m", "lrjax.cli", "list"], cwd=ROOT, capture_output=True, text=True)
-    assert out.returncode == 0 and "configs/invariant_subspace.py" in out.stdout
+QUICK = [f"{DEEP_MF}:quick"]
+
+
+def test_resume_same_run_continue_longer_refuse_different(tmp_path, capsys):
+    w = str(tmp_path / "w")
+    first = cli.run_config(QUICK[0], ["steps=100"], workdir=w, quiet=True)
+    assert first["steps"] == 100 and first["resumed_from"] is None
+    stored = (tmp_path / "w" / "config.json").read_text()
+    for changes, named in ((["eta=0.2"], "eta: 0.1 -> 0.2"), (["seeds=3"], "seeds: 2 -> 3"),
+                           (["param=lowrank(2)"], "param: 'deep(3, scale=0.03)' -> 'lowrank(2)'"),
+                           (["steps=60"], "steps: 100 -> 60")):
+        code, err = _bad(capsys, [*QUICK, "--set", "steps=100", *[x for c in changes for x in ("--set", c)]], w)
+        assert code == 2 and "holds a run with a different config" in err and named in err, err
+        assert err.count("\n") == 1 and "--restart" in err
+        assert (tmp_path / "w" / "config.json").read_text() == stored  # untouched
+    again = cli.run_config(QUICK[0], ["steps=100"], workdir=w, quiet=True)  # same run: resumes, nothing to do
+    assert again["resumed_from"] == 100 and again["final_loss_median"] == first["final_loss_median"]
+    assert again["steps_per_s"] is None  # counts only the steps run in this process: none
+    longer = cli.run_config(QUICK[0], ["steps=200", "tol=1e-3"], workdir=w, quiet=True)
+    assert longer["resumed_from"] == 100 and longer["steps"] == 200
+    assert json.loads((tmp_path / "w" / "config.json").read_text())["steps"] == 200
+    straight = cli.run_config(QUICK[0], ["steps=200", "tol=1e-3"], workdir=str(tmp_path / "s"), quiet=True)
+    assert longer["final_loss_median"] == straight["final_loss_median"]
+    assert longer["steps_per_s"] > 0 and straight["resumed_from"] is None
+    restarted = cli.run_config(QUICK[0], ["eta=0.2"], workdir=w, quiet=True, fresh=True)
+    assert restarted["resumed_from"] is None and json.loads((tmp_path / "w" / "config.json").read_text())["eta"] == 0.2
+
+
+def test_outputs_without_config_are_refused(tmp_path, capsys):
+    (tmp_path / "w" / "checkpoints").mkdir(parents=True)
+    code, err = _bad(capsys, QUICK, tmp_path / "w")
+    assert code == 2 and "holds run outputs but no config.json" in err
+
+
+def test_second_process_in_the_same_workdir_is_refused(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from lrjax.runs import DirectoryLock
+        lock = DirectoryLock({str(tmp_path / 'w')!r}).acquire()
+        print("locked", flush=True)
+        time.sleep(60)
+        """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        out = subprocess.run([sys.executable, "-m", "lrjax.cli", "run", *QUICK, "--workdir", str(tmp_path / "w")],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2, out.stderr
+        assert f"is in use by another lrjax process (pid {holder.pid})" in out.stderr
+        assert out.stderr.count("\n") == 1
+        assert not (tmp_path / "w" / "config.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_import_registers_a_family_from_a_file(tmp_path):
+    metrics = cli.run_config(QUICK[0], ["param=kron(4, 4)", "steps=40", "record_every=20"], workdir=str(tmp_path),
+                             quiet=True, imports=[str(ROOT / "notebooks" / "kron_family.py")])
+    assert metrics["num_params"] == 4 * 4 + 4 * 4 and metrics["final_loss_median"] < metrics["initial_loss_median"]
+
+
+def test_command_line_list_from_anywhere_and_exit_codes(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "lrjax.cli", "list"], cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0 and "invariant_subspace.py" in out.stdout and "deep_mf.py" in out.stdout
     bad = subprocess.run([sys.executable, "-m", "lrjax.cli", "run", "configs/invariant_subspace.py", "--set",
                           "depht=2"], cwd=ROOT, capture_output=True, text=True)
-    assert bad.returncode == 2 and "unknown config key 'depht'" in bad.stderr
+    assert bad.returncode == 2 and bad.stderr == "lrjax: error: unknown config key 'depht'; valid keys: d, depth, " \
+        "dtype, eps, eta, init, rank, record_every, seed, steps, weight_decay\n"
+
+
+def test_api_errors_name_the_bad_value():
+    """The library functions behind the CLI raise ValueError naming the value (the CLI checks first)."""
+    from lrjax import param
+    from lrjax.runs import precision
+    for spec, match in (("lowrank(rank=-1)", "rank must be a positive integer, got -1"),
+                        ("lowrank(foo=1)", "bad arguments"), ("dlor(", "cannot parse")):
+        with pytest.raises(ValueError, match=match):
+            param.from_spec(spec)
+    with pytest.raises(ValueError, match="rank=50 exceeds min"):
+        param.from_spec("lowrank(50)").init(__import__("jax").random.key(0), (16, 16))
+    with pytest.raises(ValueError, match="got 'float16'"):
+        with precision("float16"):
+            pass
 
 
 def test_bench_commands_print_and_save(tmp_path, capsys):
@@ -68,3 +248,10 @@ def test_bench_commands_print_and_save(tmp_path, capsys):
     row = json.loads((tmp_path / "r.json").read_text())["rows"][0]
     assert row["runner_ms"] > 0 and row["authors_ms"] > 0
     assert "authors/lrjax" in capsys.readouterr().out
+    assert cli.main(["bench", "dynamics", "--sizes", "x"]) == 2
+
+
+def test_installed_without_the_repository_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(cli, "ROOT", tmp_path)
+    with pytest.raises(cli.ConfigError, match="installed without its repository .*pip install -e"):
+        cli.experiment_module("deep_mf")

@@ -1,0 +1,278 @@
+"""Declared config schemas: the type and range of every key an experiment reads, checked before any work.
+
+Each experiment module declares ``SCHEMA = Schema(fields..., rules=...)``; ``lrjax run`` validates the
+config (after ``--set`` overrides) against it before anything runs or is written, and every violation is
+a ``ConfigError`` whose one-line message names the key and the bad value. A new experiment gets this by
+declaring its schema::
+
+    SCHEMA = Schema(
+        d=Int(min=1), eta=Float(gt=0), dtype=Choice("float32", "float64"), param=Spec(shape=lambda c: (c.d, c.d)),
+        steps=Int(min=1, resume="grow"), tol=Float(gt=0, optional=True, resume="any"),
+        rules=[Rule(("record_every", "steps"), lambda r, s: r <= s, "record_every must be <= steps")],
+    )
+
+``resume`` says whether a key may change when a run continues in the same work directory: ``"same"``
+(default: it changes the trajectory), ``"grow"`` (may only increase, e.g. ``steps``) or ``"any"``
+(cannot affect the trajectory: a stopping tolerance, a timing budget, a checkpoint cadence).
+Bools are never accepted as numbers, floats must be finite, ints stay ints.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, Mapping, Sequence
+
+RESUME_POLICIES = ("same", "grow", "any")
+
+
+class ConfigError(ValueError):
+    """A bad config, config value, argument or work directory: reported in one line, exit code 2."""
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Field:
+    """A config value's type and range. ``check(value, config)`` returns the value or raises ValueError
+    with a message that completes "config key 'k' ..."; subclasses define ``describe()`` and
+    ``accepts(value, config)`` (or ``validate`` for messages of their own)."""
+
+    optional: bool = False
+    resume: str = "same"
+
+    def check(self, value, config):
+        if value is None and self.optional:
+            return None
+        return self.validate(value, config)
+
+    def validate(self, value, config):
+        if not self.accepts(value, config):
+            raise ValueError(f"must be {self.describe()}, got {value!r}")
+        return value
+
+    def accepts(self, value, config) -> bool:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+def _bounds(lo, lo_open, hi, hi_open) -> str:
+    parts = []
+    if lo is not None:
+        parts.append(f"{'>' if lo_open else '>='} {lo:g}")
+    if hi is not None:
+        parts.append(f"{'<' if hi_open else '<='} {hi:g}")
+    return " and ".join(parts)
+
+
+@dataclasses.dataclass(frozen=True)
+class Int(Field):
+    """An int (not a bool) in ``[min, max]``."""
+
+    min: int | None = None
+    max: int | None = None
+
+    def describe(self):
+        b = _bounds(self.min, False, self.max, False)
+        return "an integer" + (f" {b}" if b else "")
+
+    def accepts(self, value, config):
+        return not (isinstance(value, bool) or not isinstance(value, int) or
+                    (self.min is not None and value < self.min) or (self.max is not None and value > self.max))
+
+
+@dataclasses.dataclass(frozen=True)
+class Float(Field):
+    """A finite number (ints accepted, bools not) with optional bounds ``gt``/``ge``/``lt``/``le``."""
+
+    gt: float | None = None
+    ge: float | None = None
+    lt: float | None = None
+    le: float | None = None
+
+    def describe(self):
+        lo, lo_open = (self.gt, True) if self.gt is not None else (self.ge, False)
+        hi, hi_open = (self.lt, True) if self.lt is not None else (self.le, False)
+        b = _bounds(lo, lo_open, hi, hi_open)
+        return "a finite number" + (f" {b}" if b else "")
+
+    def accepts(self, value, config):
+        return _number(value) and math.isfinite(value) and not (
+            (self.gt is not None and value <= self.gt) or (self.ge is not None and value < self.ge)
+            or (self.lt is not None and value >= self.lt) or (self.le is not None and value > self.le))
+
+    def validate(self, value, config):
+        return float(super().validate(value, config))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Positional(Field):
+    """A field given by positional values: the allowed options, or the alternative fields."""
+
+    options: tuple = ()
+
+    def __init__(self, *options, optional: bool = False, resume: str = "same"):
+        object.__setattr__(self, "options", tuple(options))
+        object.__setattr__(self, "optional", optional)
+        object.__setattr__(self, "resume", resume)
+
+
+class Choice(_Positional):
+    """One of ``options``: ``Choice("float32", "float64")``."""
+
+    def describe(self):
+        return "one of " + ", ".join(repr(o) for o in self.options)
+
+    def accepts(self, value, config):
+        return not isinstance(value, bool) and value in self.options
+
+
+class Names(_Positional):
+    """A comma-separated string of names from ``options`` (e.g. ``"original,compressed"``), at least one."""
+
+    def describe(self):
+        return "a comma-separated list of " + ", ".join(self.options)
+
+    def accepts(self, value, config):
+        names = [n.strip() for n in value.split(",") if n.strip()] if isinstance(value, str) else None
+        return bool(names) and all(n in self.options for n in names)
+
+
+class Either(_Positional):
+    """The first of the fields given that accepts the value: ``Either(Float(gt=0), Seq(Float(gt=0)))``."""
+
+    def describe(self):
+        return " or ".join(f.describe() for f in self.options)
+
+    def validate(self, value, config):
+        errors = []
+        for f in self.options:
+            try:
+                return f.check(value, config)
+            except ValueError as e:
+                errors.append(str(e))
+        specific = [e for e in errors if not e.startswith("must be ")]  # the type fitted, the content did not
+        raise ValueError(specific[0] if specific else f"must be {self.describe()}, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Seq(Field):
+    """A tuple (or list) of ``min_len``.. ``max_len`` items, each checked by ``item``; ``length(config)``
+    may require an exact length (e.g. one eps per layer)."""
+
+    item: Field = dataclasses.field(default_factory=Float)
+    min_len: int = 1
+    max_len: int | None = None
+    length: Callable[[Any], int] | None = None
+
+    def describe(self):
+        return f"a tuple whose entries are each {self.item.describe()}"
+
+    def validate(self, value, config):
+        if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list)):
+            raise ValueError(f"must be {self.describe()}, got {value!r}")
+        want = self.length(config) if self.length is not None else None
+        if want is not None and len(value) != want:
+            raise ValueError(f"must have {want} entries, got {len(value)}: {value!r}")
+        if len(value) < self.min_len or (self.max_len is not None and len(value) > self.max_len):
+            raise ValueError(f"must have {self.min_len}..{self.max_len or 'any'} entries, got {value!r}")
+        out = []
+        for i, v in enumerate(value):
+            try:
+                out.append(self.item.check(v, config))
+            except ValueError as e:
+                raise ValueError(f"entry {i}: {e}") from None
+        return tuple(out)
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec(Field):
+    """A parameterization spec string (``"lowrank(4)"``); with ``shape(config) -> shape`` it is also
+    initialised abstractly (``jax.eval_shape``, no arrays made) so a rank larger than the matrix fails here."""
+
+    shape: Callable[[Any], tuple] | None = None
+
+    def describe(self):
+        return "a parameterization spec"
+
+    def validate(self, value, config):
+        import jax
+        import jax.numpy as jnp
+
+        from lrjax.param import from_spec
+
+        if not isinstance(value, str):
+            raise ValueError(f"must be a parameterization spec string, got {value!r}")
+        try:
+            p = from_spec(value)
+            if self.shape is not None:
+                shape = tuple(self.shape(config))
+                jax.eval_shape(lambda: p.init(jax.random.key(0), shape, jnp.float32))
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"= {value!r}: {_first_line(e)}") from None
+        return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """A constraint across keys: ``test(*values)`` must hold; ``message`` says what it requires."""
+
+    keys: tuple[str, ...]
+    test: Callable[..., bool]
+    message: str
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+class Schema:
+    """The fields of an experiment's config (every key but ``experiment``) and its cross-key rules."""
+
+    def __init__(self, rules: Sequence[Rule] = (), **fields: Field):
+        for name, f in fields.items():
+            if not isinstance(f, Field):
+                raise TypeError(f"schema field {name!r} must be a Field, got {f!r}")
+            if f.resume not in RESUME_POLICIES:
+                raise ValueError(f"schema field {name!r}: resume must be one of {RESUME_POLICIES}, got {f.resume!r}")
+        self.fields: dict[str, Field] = dict(fields)
+        self.rules = tuple(rules)
+
+    def validate(self, config) -> None:
+        """Raise ``ConfigError`` (one line, naming the key and value) unless ``config`` fits the schema."""
+        keys = set(config.keys()) - {"experiment"}
+        missing, extra = sorted(set(self.fields) - keys), sorted(keys - set(self.fields))
+        if extra:
+            raise ConfigError(f"config key {extra[0]!r} is not one this experiment reads; valid keys: "
+                              f"{', '.join(sorted(self.fields))}")
+        if missing:
+            raise ConfigError(f"config is missing key {missing[0]!r}")
+        for name, f in self.fields.items():
+            try:
+                f.check(config[name], config)
+            except ValueError as e:
+                msg = str(e)
+                raise ConfigError(f"config key {name!r} {msg}") from None
+        for rule in self.rules:
+            values = [config[k] for k in rule.keys]
+            if not rule.test(*values):
+                shown = ", ".join(f"{k}={v!r}" for k, v in zip(rule.keys, values))
+                raise ConfigError(f"config keys {shown}: {rule.message}")
+
+    def resume_changes(self, old: Mapping, new: Mapping) -> tuple[list[str], list[str]]:
+        """``(refused, allowed)``: the keys (as ``"k: a -> b"``) that differ between a stored run's config
+        and this one, split by their resume policy."""
+        refused, allowed = [], []
+        for key in sorted(set(old) | set(new)):
+            a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
+            if a == b:
+                continue
+            f = self.fields.get(key)
+            policy = f.resume if f is not None else "same"
+            ok = policy == "any" or (policy == "grow" and _number(a) and _number(b) and b >= a)
+            (allowed if ok else refused).append(f"{key}: {a!r} -> {b!r}")
+        return refused, allowed
