@@ -65,7 +65,7 @@ def _run(config, workdir: Path, dtype) -> dict:
             return p.materialize(theta).ravel()[idx]
         fits.append(recovery.fit(m, task, config.eta, config.steps, tol=config.tol, chunk_size=config.chunk_size,
                                  record_every=config.record_every, recorders={"w": entries},
-                                 workdir=recovery.checkpoint_dir(workdir, m.label)))
+                                 workdir=recovery.checkpoint_dir(workdir, m.label), fingerprint=SCHEMA.fixed(config)))
     authors_ms = None
     originals = [m for m in methods if m.label == "original"]
     if config.authors_steps and originals:

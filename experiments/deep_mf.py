@@ -46,7 +46,7 @@ def _run(config, workdir: Path, dtype) -> dict:
     res = dynamics.run(loss, thetas, tx, config.steps, data=target, batched=True, tol=config.tol,
                        chunk_size=config.chunk_size, record_every=config.record_every,
                        recorders={"spectrum": spectra}, workdir=Path(workdir), desc=config.param,
-                       checkpoint_every=config.checkpoint_every)
+                       checkpoint_every=config.checkpoint_every, fingerprint=SCHEMA.fixed(config))
     sv = res.records.get("spectrum", res.records.get("spectrum/top"))
     sv = sv.reshape(sv.shape[:2] + (-1,))
     np.savez(Path(workdir) / "trajectory.npz", step=res.records["step"], singular_values=sv,

@@ -38,7 +38,8 @@ def _run(config, workdir: Path, dtype) -> dict:
         for w in config.widths:
             m = recovery.batched(keys, lambda k, w=w, depth=depth: recovery.narrow(task, depth, config.eps, k, w))
             f = recovery.fit(m, task, eta, config.steps, chunk_size=config.chunk_size, batched=True,
-                             workdir=recovery.checkpoint_dir(workdir, f"L{depth} {m.label}"))
+                             workdir=recovery.checkpoint_dir(workdir, f"L{depth} {m.label}"),
+                             fingerprint=SCHEMA.fixed(config))
             err = f.test_error[:, -1]
             rows.append({"depth": depth, "width": w, "eta": eta, "test_error_median": float(np.median(err)),
                          "test_error": err.tolist(), "train_loss_median": float(np.median(f.loss[:, -1]))})

@@ -49,7 +49,8 @@ def _run(config, workdir: Path, dtype) -> dict:
     def train(m, section):
         return summarize(recovery.fit(m, task, config.eta, config.steps, tol=config.tol,
                                       chunk_size=config.chunk_size, batched=True,
-                                      workdir=recovery.checkpoint_dir(workdir, f"{section} {m.label}")))
+                                      workdir=recovery.checkpoint_dir(workdir, f"{section} {m.label}"),
+                                      fingerprint=SCHEMA.fixed(config)))
 
     def orig(k):
         return recovery.original(task, config.depth, config.eps, k)

@@ -32,16 +32,12 @@ from pathlib import Path
 import ml_collections
 
 from lrjax.dynamics import CheckpointError, DivergenceError, ResumeError
-from lrjax.runs import DirectoryBusyError, DirectoryLock, default_workdir, to_jsonable, write_json
+from lrjax.runs import (DirectoryBusyError, DirectoryLock, default_workdir, first_line, to_jsonable, write_json,
+                        write_text)
 from lrjax.schema import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository, for an editable install
 RUN_OUTPUTS = ("config.json", "metrics.json", "trajectory.npz", "figures", "checkpoints")
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
 
 
 def _resolve_config(path_str: str) -> Path:
@@ -63,13 +59,13 @@ def load_config(spec: str) -> tuple[ml_collections.ConfigDict, Path]:
     except SyntaxError as e:
         raise ConfigError(f"config file {path_str!r} has a syntax error at line {e.lineno}: {e.msg}") from None
     except Exception as e:  # noqa: BLE001 - a broken config file is a user error, reported in one line
-        raise ConfigError(f"config file {path_str!r} failed to import: {_one_line(e)}") from None
+        raise ConfigError(f"config file {path_str!r} failed to import: {first_line(e)}") from None
     if not hasattr(module, "get_config"):
         raise ConfigError(f"config file {path_str!r} has no get_config(variant) function")
     try:
         config = module.get_config(arg or None)
     except Exception as e:  # noqa: BLE001
-        raise ConfigError(f"config {path_str!r}: get_config({arg or None!r}) failed: {_one_line(e)}") from None
+        raise ConfigError(f"config {path_str!r}: get_config({arg or None!r}) failed: {first_line(e)}") from None
     if not isinstance(config, ml_collections.ConfigDict):
         raise ConfigError(f"config {path_str!r}: get_config must return an ml_collections.ConfigDict, got "
                           f"{type(config).__name__}")
@@ -134,12 +130,12 @@ def import_modules(names: list[str]) -> None:
                     raise
             else:
                 if os.getcwd() not in sys.path:
-                    sys.path.append(os.getcwd())
+                    sys.path.insert(0, os.getcwd())  # as `python -m` does: the current directory first
                 importlib.import_module(name)
         except ConfigError:
             raise
         except Exception as e:  # noqa: BLE001
-            raise ConfigError(f"--import {name!r} failed: {_one_line(e)}") from None
+            raise ConfigError(f"--import {name!r} failed: {first_line(e)}") from None
 
 
 def experiment_module(name: str):
@@ -181,17 +177,21 @@ def check_workdir(path: Path) -> None:
 
 
 def _stored_run(path: Path) -> dict | None:
-    """The config of the run a work directory holds, ``None`` when it holds none."""
+    """The config of the run a work directory holds, ``None`` when it holds none; ``ConfigError`` when it
+    holds outputs that no readable ``config.json`` describes (lrjax never deletes those)."""
     record = path / "config.json"
     if record.is_file():
         try:
-            return json.loads(record.read_text())
+            stored = json.loads(record.read_text())
         except ValueError:
-            raise ConfigError(f"{str(record)!r} is not valid JSON: cannot tell which run {str(path)!r} holds; "
-                              "use a new --workdir, or --restart to start over") from None
+            stored = None
+        if isinstance(stored, dict) and isinstance(stored.get("experiment"), str):
+            return stored
+        raise ConfigError(f"{str(record)!r} is not an lrjax run's config: cannot tell which run {str(path)!r} "
+                          "holds; use a new --workdir")
     if any((path / name).exists() for name in RUN_OUTPUTS):
         raise ConfigError(f"{str(path)!r} holds run outputs but no config.json: cannot tell which run they belong "
-                          "to; use a new --workdir, or --restart to start over")
+                          "to; use a new --workdir (or delete them yourself)")
     return None
 
 
@@ -214,7 +214,10 @@ def compare_with_stored(path: Path, config_dict: dict, schema) -> list[str]:
 
 
 def restart(path: Path) -> None:
-    """Delete a previous run's outputs (only the files lrjax writes) from ``path``."""
+    """Delete a previous run's outputs (only the files lrjax writes) from ``path``, and only when a readable
+    ``config.json`` says they are an lrjax run's (else ``ConfigError``, deleting nothing)."""
+    if _stored_run(path) is None:
+        return
     for name in RUN_OUTPUTS:
         p = path / name
         if p.is_dir():
@@ -234,7 +237,9 @@ def run_config(spec: str, overrides: list[str] = (), workdir: str | None = None,
     module.SCHEMA.validate(config)
     out = Path(workdir) if workdir else default_workdir(config.experiment)
     check_workdir(out)
-    if not fresh:
+    if fresh:
+        _stored_run(out)  # refuses outputs it cannot identify before anything is touched
+    else:
         compare_with_stored(out, config.to_dict(), module.SCHEMA)
     try:
         lock = DirectoryLock(out).acquire()
@@ -255,11 +260,12 @@ def run_config(spec: str, overrides: list[str] = (), workdir: str | None = None,
         t0 = time.perf_counter()
         try:
             metrics = dict(module.run(config, out))
-        except (ResumeError, CheckpointError):  # the stored run stays described by its own config
+        except BaseException:  # a run that did not complete leaves the stored run described as it was
             if previous is None:
-                record.unlink(missing_ok=True)
+                if not (out / "checkpoints").exists():
+                    record.unlink(missing_ok=True)
             else:
-                record.write_text(previous)
+                write_text(record, previous)
             raise
         metrics.setdefault("runtime_s", time.perf_counter() - t0)
         write_json(out / "metrics.json", metrics)
@@ -340,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if args.command == "run":
                 metrics = run_config(args.config, args.set, args.workdir, imports=args.imports, fresh=args.restart)
-                if metrics.get("passed") is False:
+                if metrics.get("passed") is not None and not bool(metrics["passed"]):
                     print(f"lrjax: the experiment's check failed (passed = false; see {args.config})",
                           file=sys.stderr)
                     return 1

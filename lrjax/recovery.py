@@ -99,11 +99,11 @@ class Fit:
 
 def fit(method: Method, task: RecoveryTask, eta: float, steps: int, *, tol: float | None = None,
         chunk_size: int = 100, record_every: int = 100, recorders=None, batched: bool = False,
-        progress: bool | None = None, workdir=None, checkpoint_every: int = 10) -> Fit:
+        progress: bool | None = None, workdir=None, checkpoint_every: int = 10, fingerprint=None) -> Fit:
     """Plain GD (``optax.sgd(eta)``, outer factors at ``method.outer_lr_scale * eta``) on ``task.loss``;
     the test error is recorded every ``record_every`` steps (as the papers' code does every 100).
     With ``workdir`` the run checkpoints there and a re-run resumes (``ms_per_step`` then times the steps
-    run in this process only)."""
+    run in this process only); ``fingerprint``: more values that identify the run (e.g. the config's)."""
     p = method.param
     one = jax.tree.map(lambda x: x[0], method.theta) if batched else method.theta
     tx = optimizer(optax.sgd(eta), p.roles(one), outer_lr_scale=method.outer_lr_scale)
@@ -119,7 +119,8 @@ def fit(method: Method, task: RecoveryTask, eta: float, steps: int, *, tol: floa
                              batched=batched)
     res = runner.run(method.theta, steps, data=task.data, tol=tol, progress=progress, desc=method.label,
                      workdir=workdir, checkpoint_every=checkpoint_every,
-                     fingerprint={"method": method.label, "eta": eta, "outer_lr_scale": method.outer_lr_scale})
+                     fingerprint={"method": method.label, "eta": eta, "outer_lr_scale": method.outer_lr_scale,
+                                  **(fingerprint or {})})
     ran = res.steps_run
     return Fit(method.label, p.num_params(task.surrogate.shape), res.steps,
                1e3 * res.wall_time / ran if ran > 0 else float("nan"),

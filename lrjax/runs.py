@@ -14,14 +14,28 @@ import numpy as np
 
 
 def default_workdir(experiment: str) -> Path:
-    """``runs/<experiment>/<YYYYmmdd-HHMMSS>`` under the current directory (``-2``, ``-3``, ... appended
-    when that folder already exists, so two runs started in the same second never share one)."""
+    """Create and return ``runs/<experiment>/<YYYYmmdd-HHMMSS>`` under the current directory (``-2``,
+    ``-3``, ... appended when that folder exists: it is taken by ``mkdir``, so two runs started in the
+    same second never share one)."""
     base = Path("runs") / experiment / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base.parent.mkdir(parents=True, exist_ok=True)
     path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    return path
+    while True:
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            n += 1
+            path = base.with_name(f"{base.name}-{n}")
+
+
+def first_line(e: BaseException, with_type: bool = True) -> str:
+    """An exception in one line: ``"TypeName: first line of its message"`` (without the type name when
+    ``with_type=False``)."""
+    text = str(e).strip()
+    if not text:
+        return type(e).__name__
+    return f"{type(e).__name__}: {text.splitlines()[0]}" if with_type else text.splitlines()[0]
 
 
 class DirectoryBusyError(RuntimeError):
@@ -80,13 +94,18 @@ def to_jsonable(x: Any) -> Any:
     return x
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented JSON (atomically: temporary file, then rename)."""
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` atomically (temporary file, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + "\n")
 
 
 def figure_path(workdir: str | os.PathLike, name: str) -> Path:

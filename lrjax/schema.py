@@ -22,6 +22,8 @@ import dataclasses
 import math
 from typing import Any, Callable, Mapping, Sequence
 
+from lrjax.runs import first_line
+
 RESUME_POLICIES = ("same", "grow", "any")
 
 
@@ -134,11 +136,11 @@ class Names(_Positional):
     """A comma-separated string of names from ``options`` (e.g. ``"original,compressed"``), at least one."""
 
     def describe(self):
-        return "a comma-separated list of " + ", ".join(self.options)
+        return "a comma-separated list of distinct names from " + ", ".join(self.options)
 
     def accepts(self, value, config):
         names = [n.strip() for n in value.split(",") if n.strip()] if isinstance(value, str) else None
-        return bool(names) and all(n in self.options for n in names)
+        return bool(names) and all(n in self.options for n in names) and len(set(names)) == len(names)
 
 
 class Either(_Positional):
@@ -177,8 +179,10 @@ class Seq(Field):
         want = self.length(config) if self.length is not None else None
         if want is not None and len(value) != want:
             raise ValueError(f"must have {want} entries, got {len(value)}: {value!r}")
-        if len(value) < self.min_len or (self.max_len is not None and len(value) > self.max_len):
-            raise ValueError(f"must have {self.min_len}..{self.max_len or 'any'} entries, got {value!r}")
+        if len(value) < self.min_len:
+            raise ValueError(f"must have at least {self.min_len} entries, got {value!r}")
+        if self.max_len is not None and len(value) > self.max_len:
+            raise ValueError(f"must have at most {self.max_len} entries, got {value!r}")
         out = []
         for i, v in enumerate(value):
             try:
@@ -212,7 +216,7 @@ class Spec(Field):
                 shape = tuple(self.shape(config))
                 jax.eval_shape(lambda: p.init(jax.random.key(0), shape, jnp.float32))
         except (ValueError, TypeError) as e:
-            raise ValueError(f"= {value!r}: {_first_line(e)}") from None
+            raise ValueError(f"= {value!r}: {first_line(e, with_type=False)}") from None
         return value
 
 
@@ -223,11 +227,6 @@ class Rule:
     keys: tuple[str, ...]
     test: Callable[..., bool]
     message: str
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 class Schema:
@@ -243,7 +242,8 @@ class Schema:
         self.rules = tuple(rules)
 
     def validate(self, config) -> None:
-        """Raise ``ConfigError`` (one line, naming the key and value) unless ``config`` fits the schema."""
+        """Raise ``ConfigError`` (one line, naming the key and value) unless ``config`` fits the schema;
+        write the normalised values back (ints given for floats become floats, lists tuples)."""
         keys = set(config.keys()) - {"experiment"}
         missing, extra = sorted(set(self.fields) - keys), sorted(keys - set(self.fields))
         if extra:
@@ -253,15 +253,22 @@ class Schema:
             raise ConfigError(f"config is missing key {missing[0]!r}")
         for name, f in self.fields.items():
             try:
-                f.check(config[name], config)
+                value = f.check(config[name], config)
             except ValueError as e:
-                msg = str(e)
-                raise ConfigError(f"config key {name!r} {msg}") from None
+                raise ConfigError(f"config key {name!r} {e}") from None
+            if type(value) is not type(config[name]) or value != config[name]:
+                del config[name]
+                config[name] = value
         for rule in self.rules:
             values = [config[k] for k in rule.keys]
             if not rule.test(*values):
                 shown = ", ".join(f"{k}={v!r}" for k, v in zip(rule.keys, values))
                 raise ConfigError(f"config keys {shown}: {rule.message}")
+
+    def fixed(self, config) -> dict:
+        """The keys that change the trajectory (resume policy ``"same"``) and their values: a run
+        fingerprint for ``dynamics.run(..., fingerprint=...)``."""
+        return {k: config[k] for k, f in self.fields.items() if f.resume == "same"}
 
     def resume_changes(self, old: Mapping, new: Mapping) -> tuple[list[str], list[str]]:
         """``(refused, allowed)``: the keys (as ``"k: a -> b"``) that differ between a stored run's config

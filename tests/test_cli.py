@@ -97,6 +97,10 @@ BAD_INPUTS = [
     (DEEP_MF, ["--set", "param=lowrank(foo=1)"], "'lowrank(foo=1)': bad arguments in parameterization spec"),
     (DEEP_MF, ["--set", "param=dlor("], "cannot parse parameterization spec 'dlor('"),
     (DEEP_MF, ["--set", "param=kron(4, 4)"], "unknown parameterization 'kron'"),
+    (DEEP_MF, ["--set", "param=deep(3, scale=1j)"], "deep: scale must be a finite real number, got 1j"),
+    (DEEP_MF, ["--set", "param=deep(3, scale=1e999)"], "deep: scale must be a finite real number, got inf"),
+    (DEEP_MF, ["--set", "param=lora(2, alpha='x')"], "lora: alpha must be a finite real number, got 'x'"),
+    (DEEP_MF, ["--set", "param=lowrank(rank=2, rank=3)"], "repeated or ** keyword arguments"),
     (DEEP_MF, ["--set", "d=True"], "config key 'd' must be an integer >= 2, got True"),
     (DEEP_MF, ["--set", "eta=True"], "config key 'eta' must be a finite number > 0, got True"),
     (DEEP_MF, ["--set", "d=1.5"], "config key 'd' must be an integer >= 2, got 1.5"),
@@ -142,15 +146,18 @@ def test_broken_config_files(tmp_path, capsys, body, message):
     assert not (tmp_path / "w").exists()
 
 
-def test_workdir_that_is_a_file_or_not_writable(tmp_path, capsys):
+def test_workdir_that_is_a_file_or_not_writable(tmp_path, capsys, monkeypatch):
     f = tmp_path / "file"
     f.write_text("keep")
     code, err = _bad(capsys, [f"{DEEP_MF}:quick"], f)
     assert code == 2 and "is a file, not a directory" in err and f.read_text() == "keep"
     code, err = _bad(capsys, [f"{DEEP_MF}:quick"], f / "sub")
     assert code == 2 and "is a file, not a directory" in err
-    code, err = _bad(capsys, [f"{DEEP_MF}:quick"], Path("/proc/lrjax-not-writable"))
+    code, err = _bad(capsys, [f"{DEEP_MF}:quick"], Path("/proc/lrjax-not-writable"))  # root may write, mkdir fails
     assert code == 2 and err.count("\n") == 1 and "/proc/lrjax-not-writable" in err, err
+    monkeypatch.setattr(cli.os, "access", lambda path, mode: False)  # a directory without write permission
+    code, err = _bad(capsys, [f"{DEEP_MF}:quick"], tmp_path / "new")
+    assert code == 2 and "is not writable" in err and not (tmp_path / "new").exists()
 
 
 QUICK = [f"{DEEP_MF}:quick"]
@@ -181,10 +188,33 @@ def test_resume_same_run_continue_longer_refuse_different(tmp_path, capsys):
     assert restarted["resumed_from"] is None and json.loads((tmp_path / "w" / "config.json").read_text())["eta"] == 0.2
 
 
-def test_outputs_without_config_are_refused(tmp_path, capsys):
+def test_outputs_without_a_readable_config_are_refused_and_never_deleted(tmp_path, capsys):
     (tmp_path / "w" / "checkpoints").mkdir(parents=True)
-    code, err = _bad(capsys, QUICK, tmp_path / "w")
-    assert code == 2 and "holds run outputs but no config.json" in err
+    (tmp_path / "w" / "figures").mkdir()
+    for extra in ([], ["--restart"]):
+        code, err = _bad(capsys, [*QUICK, *extra], tmp_path / "w")
+        assert code == 2 and "holds run outputs but no config.json" in err, err
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["checkpoints", "figures"]
+    (tmp_path / "w" / "config.json").write_text("[1]")
+    for extra in ([], ["--restart"]):
+        code, err = _bad(capsys, [*QUICK, *extra], tmp_path / "w")
+        assert code == 2 and "is not an lrjax run's config" in err, err
+    assert (tmp_path / "w" / "config.json").read_text() == "[1]"
+
+
+def test_a_run_that_fails_leaves_the_stored_config(tmp_path, monkeypatch):
+    w = str(tmp_path / "w")
+    cli.run_config(QUICK[0], ["steps=40", "record_every=20"], workdir=w, quiet=True)
+    stored = (tmp_path / "w" / "config.json").read_text()
+    module = cli.experiment_module("deep_mf")
+
+    def interrupted(config, workdir, dtype):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "_run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cli.run_config(QUICK[0], ["steps=80", "record_every=20"], workdir=w, quiet=True)
+    assert (tmp_path / "w" / "config.json").read_text() == stored
 
 
 def test_second_process_in_the_same_workdir_is_refused(tmp_path):

@@ -175,6 +175,8 @@ def _ckpt_run(workdir, steps, theta=THETA, **kw):
 
 
 def _same_trajectory(a, b):
+    assert a.scalars.keys() == b.scalars.keys() and a.records.keys() == b.records.keys()
+    assert len(jax.tree.leaves(a.params)) == len(jax.tree.leaves(b.params))
     for k in a.scalars:
         np.testing.assert_array_equal(a.scalars[k], b.scalars[k])
     for k in a.records:
@@ -258,6 +260,19 @@ def test_corrupt_latest_checkpoint_falls_back_to_an_intact_one(tmp_path, straigh
     assert resumed.resumed_from == 80
     _same_trajectory(resumed, straight_run)
     assert dynamics.Checkpointer(ck).verify(100) is None  # saved again, intact
+
+
+def test_unreadable_fingerprint_is_refused(tmp_path):
+    _ckpt_run(tmp_path, 40)
+    (tmp_path / "checkpoints" / "fingerprint.json").write_text("{not json")
+    with pytest.raises(dynamics.ResumeError, match="fingerprint.json is unreadable"):
+        _ckpt_run(tmp_path, 60)
+
+
+def test_divergence_at_the_first_step_says_no_finite_loss():
+    bad = jax.tree.map(lambda x: x * jnp.nan, THETA)
+    with pytest.raises(dynamics.DivergenceError, match="at step 0; no finite loss was recorded"):
+        dynamics.run(tasks.factorization_loss, bad, TX, 20, data=TARGET, chunk_size=10)
 
 
 def test_no_intact_checkpoint_fails_clearly(tmp_path):

@@ -22,9 +22,12 @@ def config(**overrides):
     return c
 
 
-def test_valid_config_passes():
+def test_valid_config_passes_and_is_normalised():
     SCHEMA.validate(config())
-    SCHEMA.validate(config(eps=(1.0, 0.5, 2.0), tol=1e-3, eta=1))
+    c = config(eps=[1, 0.5, 2.0], tol=1e-3, eta=1)
+    SCHEMA.validate(c)
+    assert c.eta == 1.0 and isinstance(c.eta, float) and c.eps == (1.0, 0.5, 2.0)
+    assert SCHEMA.fixed(c) == {k: c[k] for k in ("d", "eta", "dtype", "eps", "depth", "methods", "param")}
 
 
 @pytest.mark.parametrize("key, value, message", [
@@ -38,9 +41,11 @@ def test_valid_config_passes():
     ("dtype", "float16", "must be one of 'float32', 'float64', got 'float16'"),
     ("eps", (1.0, 2.0), "config key 'eps' must have 3 entries, got 2"),
     ("eps", (1.0, -2.0, 1.0), "config key 'eps' entry 1: must be a finite number > 0, got -2.0"),
+    ("eps", (), "must have 3 entries, got 0"),
     ("eps", "big", "must be a finite number > 0 or a tuple whose entries are each a finite number > 0"),
-    ("methods", "a,c", "must be a comma-separated list of a, b, got 'a,c'"),
+    ("methods", "a,c", "must be a comma-separated list of distinct names from a, b, got 'a,c'"),
     ("methods", "", "got ''"),
+    ("methods", "a,a", "distinct names"),
     ("param", "lowrank(9)", "config key 'param' = 'lowrank(9)': lowrank: rank=9 exceeds min(shape)=8"),
     ("param", "nope(1)", "unknown parameterization 'nope'"),
     ("depth", 9, "config keys depth=9, d=8: depth must be <= d"),

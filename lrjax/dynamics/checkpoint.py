@@ -28,7 +28,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from lrjax.runs import DirectoryLock, write_json
+from lrjax.runs import DirectoryLock, first_line, write_json
 
 
 class CheckpointError(RuntimeError):
@@ -145,9 +145,8 @@ class Checkpointer:
                 with np.load(self.directory / f"trajectory_{step}.npz") as z:
                     trajectory = {k: z[k] for k in z.files}
             except Exception as e:  # noqa: BLE001 - intact files that do not fit this run's state
-                first = str(e).strip().splitlines()[0] if str(e).strip() else ""
                 raise CheckpointError(f"checkpoint step {step} in {self.directory} is intact but does not fit this "
-                                      f"run's state ({type(e).__name__}: {first}); use another directory") from None
+                                      f"run's state ({first_line(e)}); use another directory") from None
             if problems:
                 warnings.warn(f"checkpoints in {self.directory} failed verification ({'; '.join(problems)}); "
                               f"removed them and resuming from step {step}", CheckpointWarning, stacklevel=2)

@@ -103,9 +103,10 @@ class DivergenceError(FloatingPointError):
         where = f" (batch member {member})" if member is not None else ""
         kept = "kept in this exception" + (f" and in the checkpoint at step {start} under {checkpoint}"
                                            if checkpoint else " (no work directory: not saved)")
-        super().__init__(f"loss diverged to a non-finite value at step {step}{where}; last finite loss "
-                         f"{last_finite_loss:.6g}. The last finite state (step {start}, the start of that chunk) "
-                         f"is {kept}")
+        last = f"last finite loss {last_finite_loss:.6g}" if np.isfinite(last_finite_loss) else \
+            "no finite loss was recorded"
+        super().__init__(f"loss diverged to a non-finite value at step {step}{where}; {last}. The last finite "
+                         f"state (step {start}, the start of that chunk) is {kept}")
         self.step, self.last_finite_loss, self.member = step, last_finite_loss, member
         self.params, self.opt_state, self.start, self.checkpoint = params, opt_state, start, checkpoint
 
@@ -397,14 +398,18 @@ class Runner:
         if not path.is_file():
             raise ResumeError(f"{ckpt.directory} holds checkpoints without a fingerprint: cannot tell whether they "
                               "belong to this run; use another work directory or delete that one")
-        diff = fingerprint_diff(json.loads(path.read_text()), mine)
+        try:
+            stored = json.loads(path.read_text())
+        except ValueError:
+            stored = None
+        if not isinstance(stored, dict):
+            raise ResumeError(f"{path} is unreadable: cannot tell whether the checkpoints beside it belong to this "
+                              "run; use another work directory or delete that one")
+        diff = fingerprint_diff(stored, mine)
         if diff:
             raise ResumeError(f"{ckpt.directory} holds checkpoints of a different run ({'; '.join(diff)}); use "
                               "another work directory, or delete that one to start over")
-        restored = ckpt.restore(state)
-        if restored is None:
-            return 0, state, {}
-        start, host_state, saved = restored
+        start, host_state, saved = ckpt.restore(state)
         if start > steps:
             raise ResumeError(f"the checkpoint in {ckpt.directory} is at step {start}, past steps={steps}: ask for "
                               f"at least {start} steps, or use another work directory")

@@ -43,6 +43,12 @@ def check_positive_int(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
+def check_finite(name: str, value: Any) -> None:
+    """Raise ValueError unless ``value`` is a finite real number (bools rejected)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite real number, got {value!r}")
+
+
 def check_matrix_shape(family: str, shape: Shape) -> tuple[int, int]:
     """Return ``(m, n)`` or raise ValueError if ``shape`` is not a 2-d shape of positive sizes."""
     shape = tuple(shape)

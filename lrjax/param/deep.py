@@ -24,7 +24,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from lrjax.param.base import (OUTER, TRAINABLE, Adapter, Parameterization, check_matrix_shape,
+from lrjax.param.base import (OUTER, TRAINABLE, Adapter, Parameterization, check_finite, check_matrix_shape,
                               check_positive_int)
 from lrjax.param.registry import register
 
@@ -69,6 +69,8 @@ class Deep(Parameterization):
             raise ValueError(f"deep: init must be 'orthogonal', 'gaussian' or 'identity', got {self.init_method!r}")
         if isinstance(self.scale, list):
             object.__setattr__(self, "scale", tuple(self.scale))
+        for eps in (self.scale if isinstance(self.scale, tuple) else (self.scale,)):
+            check_finite("deep: scale", eps)
         if isinstance(self.scale, tuple) and len(self.scale) != self.depth:
             raise ValueError(f"deep: scale has {len(self.scale)} entries, expected depth={self.depth}")
 

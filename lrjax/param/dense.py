@@ -6,7 +6,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from lrjax.param.base import FROZEN, Parameterization, gaussian
+from lrjax.param.base import FROZEN, Parameterization, check_finite, gaussian
 from lrjax.param.registry import register
 
 
@@ -22,6 +22,9 @@ class Dense(Parameterization):
     """``W = w``, any shape; init ``N(0, 1/fan_in)`` (LeCun normal, fan_in = shape[0]) times ``scale``."""
 
     scale: float = 1.0
+
+    def __post_init__(self):
+        check_finite("dense: scale", self.scale)
 
     def init(self, key, shape, dtype=jnp.float32):
         shape = _check_shape("dense", shape)

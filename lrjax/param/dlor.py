@@ -16,7 +16,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from lrjax.param.base import (Parameterization, check_matrix_shape, check_positive_int, check_rank,
+from lrjax.param.base import (Parameterization, check_finite, check_matrix_shape, check_positive_int, check_rank,
                               gaussian)
 from lrjax.param.registry import register
 
@@ -31,6 +31,7 @@ class DLoR(Parameterization):
 
     def __post_init__(self):
         check_positive_int("dlor: rank", self.rank)
+        check_finite("dlor: diag_init", self.diag_init)
         if self.diag not in ("full", "scalar"):
             if isinstance(self.diag, bool) or not isinstance(self.diag, int) or self.diag <= 0:
                 raise ValueError(f"dlor: diag must be 'full', 'scalar' or a positive int k, got {self.diag!r}")

@@ -17,7 +17,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from lrjax.param.base import (Adapter, Parameterization, check_matrix_shape, check_positive_int,
+from lrjax.param.base import (Adapter, Parameterization, check_finite, check_matrix_shape, check_positive_int,
                               check_rank, gaussian)
 from lrjax.param.registry import register
 
@@ -56,6 +56,10 @@ class LoRA(Adapter):
 
     def __post_init__(self):
         check_positive_int("lora: rank", self.rank)
+        if self.alpha is not None:
+            check_finite("lora: alpha", self.alpha)
+        if not isinstance(self.rslora, bool):
+            raise ValueError(f"lora: rslora must be True or False, got {self.rslora!r}")
 
     @property
     def scaling(self) -> float:

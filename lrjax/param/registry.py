@@ -43,6 +43,9 @@ def _evaluate(node: ast.AST, spec: str):
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
         factory = _lookup(node.func.id, spec)
         args = [_evaluate(a, spec) for a in node.args]
+        names = [k.arg for k in node.keywords]
+        if None in names or len(set(names)) != len(names):
+            raise ValueError(f"repeated or ** keyword arguments in parameterization spec {spec!r}")
         kwargs = {k.arg: _evaluate(k.value, spec) for k in node.keywords}
         try:
             return factory(*args, **kwargs)

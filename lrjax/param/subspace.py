@@ -28,6 +28,8 @@ class Subspace(Adapter):
 
     def __post_init__(self):
         check_positive_int("subspace: dim", self.dim)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"subspace: seed must be a non-negative integer, got {self.seed!r}")
 
     def projection(self, size: int, dtype) -> jax.Array:
         """``P: (size, dim)``, Gaussian with unit-norm columns, a pure function of ``seed``."""
