@@ -50,6 +50,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from lrjax.dynamics import minibatch
 from lrjax.dynamics.checkpoint import Checkpointer
 from lrjax.runs import to_jsonable, write_json
 
@@ -246,6 +247,34 @@ def fingerprint_diff(old: Mapping, new: Mapping, prefix: str = "") -> list[str]:
     return out
 
 
+def _is_trained(x) -> bool:
+    dtype = x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype
+    return jax.dtypes.issubdtype(dtype, np.inexact)
+
+
+def trainable_part(tree):
+    """``tree`` with ``None`` in place of every leaf that is not floating point (those are not trained)."""
+    return jax.tree.map(lambda x: x if _is_trained(x) else None, tree)
+
+
+def with_trainable(part, tree):
+    """``tree`` with its floating-point leaves taken from ``part`` (the inverse of ``trainable_part``)."""
+    return jax.tree.map(lambda p, x: x if p is None else p, part, tree, is_leaf=lambda v: v is None)
+
+
+def run_key_data(key, batch: int | None) -> jax.Array:
+    """Raw run key data, ``(2,)`` uint32 or ``(batch, 2)``: from an int seed, a key, or a batch of keys."""
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        key = jax.random.key(int(key))
+    elif not (isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)):
+        raise ValueError(f"key must be an int seed or a PRNG key (jax.random.key), got {key!r}")
+    if batch is not None and key.ndim == 0:
+        key = jax.random.split(key, batch)
+    if key.shape != (() if batch is None else (batch,)):
+        raise ValueError(f"key must have shape {() if batch is None else (batch,)}, got {key.shape}")
+    return jax.random.key_data(key)
+
+
 class _History:
     """The per-step scalars and records collected so far (host arrays, batch axis first when batched)."""
 
@@ -288,13 +317,21 @@ class Runner:
     steps. ``chunk_size`` steps per compiled call (rounded up to a multiple of ``record_every``).
     ``batched``: a leading batch axis on params (and opt_state); ``data_batched``: on the data too (else
     the data is shared by all members); ``shard``: split the batch over the local devices.
+    ``batches=Minibatches(batch_size)``: each step draws a minibatch of ``data[batches.train]`` on the
+    device (``lrjax.dynamics.minibatch``); then ``loss_fn(params, batch, key)`` and ``f(params, batch)``.
+
+    Only the floating-point leaves of ``params`` are differentiated and updated (``opt_state`` is
+    ``tx.init`` of those); integer leaves (an nnx RNG count, a PRNG key) ride along unchanged.
     """
 
     def __init__(self, loss_fn: Callable, tx: optax.GradientTransformation, *,
                  metrics: Mapping[str, Callable] | None = None, recorders: Mapping[str, Any] | None = None,
                  record_every: int = 0, chunk_size: int = 100, has_aux: bool = False, batched: bool = False,
-                 data_batched: bool = False, shard: bool = True):
+                 data_batched: bool = False, shard: bool = True, batches: minibatch.Minibatches | None = None):
         _check_int("chunk_size", chunk_size, 1)
+        if batches is not None and not isinstance(batches, minibatch.Minibatches):
+            raise TypeError(f"batches must be a dynamics.Minibatches, got {batches!r}")
+        self.batches = batches
         self.recorders = tuple(sorted((recorders or {}).items()))
         self.metrics = tuple(sorted((metrics or {}).items()))
         if self.recorders:
@@ -312,41 +349,60 @@ class Runner:
 
     # ---- the compiled segment --------------------------------------------------------------------------
 
-    def _segment(self, n_blocks: int, block_len: int, recording: bool, has_data: bool) -> Callable:
-        """``(state, data) -> (state, scalars, records)`` for ``n_blocks * block_len`` steps, recording at the
-        start of each block when ``recording``; ``state = {"params", "opt_state", "trackers"}``."""
-        loss_fn, tx, has_aux, metric_fns = self.loss_fn, self.tx, self.has_aux, dict(self.metrics)
+    def _segment(self, n_blocks: int, block_len: int, recording: bool, has_data: bool, n: int | None) -> Callable:
+        """``(state, data, start) -> (state, scalars, records)`` for ``n_blocks * block_len`` steps from step
+        ``start``, recording at the start of each block when ``recording``; ``state = {"params",
+        "opt_state", "trackers"}`` (plus ``"key"``, a run key per member, with minibatches of ``n`` examples).
+        Only the floating-point leaves of the parameters are differentiated and updated."""
+        loss_fn, tx, has_aux, metric_fns, mb = self.loss_fn, self.tx, self.has_aux, dict(self.metrics), self.batches
 
-        def loss(p, data):
-            return loss_fn(p, data) if has_data else loss_fn(p)
+        def objective(p, data, t, order, keys):
+            """``(loss, aux)``, the batch, and the per-step metrics' inputs."""
+            if mb is None:
+                args = (data,) if has_data else ()
+                return args, args
+            batch = minibatch.take_batch(mb, data[mb.train], order, t, n)
+            return (batch, jax.random.fold_in(keys[1], t)), (batch,)
 
-        def step(carry, data):
-            p, s = carry
-            value, grads = jax.value_and_grad(loss, has_aux=has_aux)(p, data)
+        def step(carry, data, keys):
+            p, s, t, order = carry
+            if mb is not None:
+                order = minibatch.order_at(mb, keys[0], order, t, n)
+            loss_args, metric_args = objective(p, data, t, order, keys)
+            trained = trainable_part(p)
+            value, grads = jax.value_and_grad(lambda q: loss_fn(with_trainable(q, p), *loss_args),
+                                              has_aux=has_aux)(trained)
             value, aux = value if has_aux else (value, {})
-            scal = {"loss": value, **aux, **{k: (f(p, data) if has_data else f(p)) for k, f in metric_fns.items()}}
-            updates, s = tx.update(grads, s, p)
-            return (optax.apply_updates(p, updates), s), scal
+            scal = {"loss": value, **aux, **{k: f(p, *metric_args) for k, f in metric_fns.items()}}
+            updates, s = tx.update(grads, s, trained)
+            return (with_trainable(optax.apply_updates(trained, updates), p), s, t + 1, order), scal
 
-        def block(state, data):
+        def block(carry, data, keys):
+            state, t, order = carry
             trackers, values = state["trackers"], {}
             if recording:
                 trackers, values = record(self.recorders, trackers, state["params"], data)
-            (params, opt_state), scal = jax.lax.scan(lambda c, _: step(c, data),
-                                                     (state["params"], state["opt_state"]), None, length=block_len)
-            return {"params": params, "opt_state": opt_state, "trackers": trackers}, (scal, values)
+            (params, opt_state, t, order), scal = jax.lax.scan(
+                lambda c, _: step(c, data, keys), (state["params"], state["opt_state"], t, order), None,
+                length=block_len)
+            return ({**state, "params": params, "opt_state": opt_state, "trackers": trackers}, t, order), (scal, values)
 
-        def segment(state, data):
+        def segment(state, data, start):
+            keys, order = (), ()
+            if mb is not None:
+                keys = minibatch.run_keys(state["key"])
+                order = minibatch.epoch_order(keys[0], start // mb.steps_per_epoch(n), n)
+            carry = (state, start, order)
             if n_blocks == 1:  # no outer loop: a nested scan copies the carry every step (measurably slower)
-                state, (scal, rec) = block(state, data)
+                carry, (scal, rec) = block(carry, data, keys)
                 rec = jax.tree.map(lambda x: x[None], rec)
             else:
-                state, (scal, rec) = jax.lax.scan(lambda s, _: block(s, data), state, None, length=n_blocks)
+                carry, (scal, rec) = jax.lax.scan(lambda c, _: block(c, data, keys), carry, None, length=n_blocks)
                 scal = jax.tree.map(lambda x: x.reshape((n_blocks * block_len,) + x.shape[2:]), scal)
-            return state, scal, rec
+            return carry[0], scal, rec
 
         if self.batched:
-            segment = jax.vmap(segment, in_axes=(0, 0 if self.data_batched else None))
+            segment = jax.vmap(segment, in_axes=(0, 0 if self.data_batched else None, None))
         return segment
 
     def _executable(self, segment: tuple[int, int, bool], state, data):
@@ -356,18 +412,21 @@ class Runner:
         if key in self._executables:
             return self._executables[key], 0.0
         t0 = time.perf_counter()
-        fn = jax.jit(self._segment(*segment, has_data=data is not None))
-        compiled = fn.lower(state, data).compile()
+        n = self.batches.examples(data, self.batched and self.data_batched) if self.batches is not None else None
+        fn = jax.jit(self._segment(*segment, has_data=data is not None, n=n))
+        compiled = fn.lower(state, data, np.int32(0)).compile()
         self._executables[key] = compiled
         return compiled, time.perf_counter() - t0
 
     # ---- stages of a run ----------------------------------------------------------------------------------
 
-    def _prepare(self, params, opt_state, data):
-        """Initial state on the devices, the data there too, and the batch size (``None`` unbatched)."""
+    def _prepare(self, params, opt_state, data, key=0):
+        """Initial state on the devices (with a run key per member for minibatches), the data there too,
+        and the function that places a state like it."""
         batch = _batch_size(params, "params", None) if self.batched else None
         if opt_state is None:
-            opt_state = jax.vmap(self.tx.init)(params) if self.batched else self.tx.init(params)
+            init = lambda p: self.tx.init(trainable_part(p))  # noqa: E731
+            opt_state = jax.vmap(init)(params) if self.batched else init(params)
         sharding = None
         if self.batched:
             _batch_size(opt_state, "opt_state", batch)
@@ -375,7 +434,14 @@ class Runner:
                 _batch_size(data, "data", batch)
             sharding = _batch_sharding(batch, self.shard)
         put = (lambda t: jax.device_put(t, sharding)) if sharding is not None else jax.device_put
-        state = put({"params": params, "opt_state": opt_state, "trackers": self._init_trackers(params)})
+        state = {"params": params, "opt_state": opt_state, "trackers": self._init_trackers(params)}
+        if self.batches is not None:
+            if data is None:
+                raise ValueError("minibatch runs need data (the training set under "
+                                 f"{self.batches.train!r})")
+            self.batches.examples(data, self.batched and self.data_batched)
+            state["key"] = run_key_data(key, batch)
+        state = put(state)
         if data is not None:
             data = put(data) if self.data_batched else jax.device_put(data)
         return state, data, put
@@ -385,6 +451,7 @@ class Runner:
                 "chunk_size": self.chunk_size, "record_every": self.record_every,
                 "recorders": [k for k, _ in self.recorders], "metrics": [k for k, _ in self.metrics],
                 "has_aux": self.has_aux, "batched": self.batched, "data_batched": self.data_batched,
+                "batches": repr(self.batches),
                 "user": to_jsonable(dict(extra or {}))}
 
     def _restore(self, ckpt: Checkpointer, state, data, steps: int, extra):
@@ -442,13 +509,14 @@ class Runner:
     def compile(self, params, steps: int, *, data=None, opt_state=None) -> float:
         """Compile every program a run of ``steps`` steps from step 0 uses; returns the seconds it took."""
         _check_int("steps", steps, 1)
-        state, data, _ = self._prepare(params, opt_state, data)
+        state, data, _ = self._prepare(params, opt_state, data)  # (the run key's value does not matter here)
         return sum(self._executable(seg, state, data)[1]
                    for seg in set(plan_segments(0, steps, self.chunk_size, self.record_every)))
 
     def run(self, params, steps: int, *, data=None, opt_state=None, tol: float | None = None,
             workdir: str | os.PathLike | None = None, checkpoint_every: int = 10, on_divergence: str = "raise",
-            progress: bool | None = None, desc: str = "gd", fingerprint: Mapping[str, Any] | None = None) -> Result:
+            progress: bool | None = None, desc: str = "gd", fingerprint: Mapping[str, Any] | None = None,
+            key: int | jax.Array = 0) -> Result:
         """Run ``steps`` steps from ``params`` (and ``opt_state``, default ``tx.init(params)``).
 
         ``tol``: stop after the chunk in which every member's loss reached ``<= tol`` (members that
@@ -456,7 +524,8 @@ class Runner:
         the end) under ``workdir/checkpoints`` and resume from there (module docstring); ``fingerprint``:
         extra JSON-able values that identify the run (e.g. ``{"eta": 0.1}``). ``on_divergence``:
         ``"raise"`` a ``DivergenceError`` at the first non-finite loss, or ``"continue"`` (sweeps that
-        expect some members to blow up).
+        expect some members to blow up). ``key``: the run key of minibatch runs (an int seed or a PRNG
+        key; batched runs split it into one per member, or take a ``(batch,)`` array of keys).
         """
         _check_int("steps", steps, 1)
         _check_int("checkpoint_every", checkpoint_every, 0)
@@ -464,7 +533,7 @@ class Runner:
             raise ValueError(f"tol must be a finite number or None, got {tol!r}")
         if on_divergence not in ("raise", "continue"):
             raise ValueError(f"on_divergence must be 'raise' or 'continue', got {on_divergence!r}")
-        state, data, put = self._prepare(params, opt_state, data)
+        state, data, put = self._prepare(params, opt_state, data, key)
         ckpt = Checkpointer(Path(workdir) / "checkpoints", lock=True) if workdir is not None else None
         try:
             return self._run(state, data, put, steps, tol, ckpt, checkpoint_every, on_divergence, progress, desc,
@@ -501,7 +570,7 @@ class Runner:
             for segment in ([] if finished() else plan_segments(start, steps, self.chunk_size, self.record_every)):
                 program, seconds = self._executable(segment, state, data)
                 compile_time += seconds
-                new_state, scal, rec = program(state, data)
+                new_state, scal, rec = program(state, data, np.int32(done))
                 scal, rec = jax.device_get((scal, rec))
                 loss = np.asarray(scal["loss"])
                 finite = np.isfinite(loss).all(axis=-1)
@@ -555,17 +624,19 @@ def run(loss_fn: Callable, params, tx: optax.GradientTransformation, steps: int,
         tol: float | None = None, batched: bool = False, data_batched: bool = False, shard: bool = True,
         workdir: str | os.PathLike | None = None, checkpoint_every: int = 10,
         on_divergence: str = "raise", progress: bool | None = None, desc: str = "gd",
-        has_aux: bool = False, fingerprint: Mapping[str, Any] | None = None) -> Result:
+        has_aux: bool = False, fingerprint: Mapping[str, Any] | None = None,
+        batches: minibatch.Minibatches | None = None, key: int | jax.Array = 0) -> Result:
     """One run: ``Runner(loss_fn, tx, <program options>).run(params, steps, <run options>)``.
 
     Program options (what is compiled): ``metrics``, ``recorders``, ``record_every``, ``chunk_size``,
-    ``has_aux``, ``batched``, ``data_batched``, ``shard`` (see ``Runner``). Run options: ``data``,
-    ``opt_state``, ``tol``, ``workdir``, ``checkpoint_every``, ``on_divergence``, ``progress``, ``desc``,
-    ``fingerprint`` (see ``Runner.run``). Build a ``Runner`` yourself to run one program several times
+    ``has_aux``, ``batched``, ``data_batched``, ``shard``, ``batches`` (see ``Runner``). Run options:
+    ``data``, ``opt_state``, ``tol``, ``workdir``, ``checkpoint_every``, ``on_divergence``, ``progress``,
+    ``desc``, ``fingerprint``, ``key`` (see ``Runner.run``). Build a ``Runner`` yourself to run one program several times
     without compiling it again.
     """
     runner = Runner(loss_fn, tx, metrics=metrics, recorders=recorders, record_every=record_every,
-                    chunk_size=chunk_size, has_aux=has_aux, batched=batched, data_batched=data_batched, shard=shard)
+                    chunk_size=chunk_size, has_aux=has_aux, batched=batched, data_batched=data_batched, shard=shard,
+                    batches=batches)
     return runner.run(params, steps, data=data, opt_state=opt_state, tol=tol, workdir=workdir,
                       checkpoint_every=checkpoint_every, on_divergence=on_divergence, progress=progress, desc=desc,
-                      fingerprint=fingerprint)
+                      fingerprint=fingerprint, key=key)
