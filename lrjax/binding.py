@@ -20,7 +20,9 @@ from typing import Any, Sequence
 import jax
 import jax.numpy as jnp
 
-from lrjax.param import FROZEN, OUTER, TRAINABLE, Parameterization, from_spec
+from lrjax.param import FROZEN, OUTER, TRAINABLE, Matricized, Parameterization, frozen, from_spec
+
+PASSTHROUGH = frozen()  # what non-float leaves are bound to
 
 Rules = Sequence[tuple[str, "str | Parameterization"]]
 
@@ -83,20 +85,32 @@ def _compile_rules(rules: Rules | dict):
 
 
 def bind(params, rules: Rules | dict, key: jax.Array | int = 0) -> Bound:
-    """Bind every leaf of ``params`` to the first rule whose regex fully matches its path."""
+    """Bind every leaf of ``params`` to the first rule whose regex fully matches its path.
+
+    Leaves that are not floating point (an nnx RNG count or key, an integer buffer) are not matched:
+    they pass through as ``frozen()``. A matrix-only family (``lora``, ``lowrank``, ``deep``, ...) on a
+    kernel with more than two dimensions (a conv kernel ``(kh, kw, in, out)``) parameterizes its
+    ``(kh * kw * in, out)`` matricization (``param.Matricized``)."""
     compiled = _compile_rules(rules)
     key = jax.random.key(key) if isinstance(key, int) else key
     leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
     theta, pairs = {}, []
     for i, (path, leaf) in enumerate(leaves):
         name = path_to_str(path)
+        leaf = jnp.asarray(leaf) if not isinstance(leaf, jax.Array) else leaf
+        if not jnp.issubdtype(leaf.dtype, jnp.inexact):
+            theta[name] = {"base": leaf}
+            pairs.append((name, PASSTHROUGH))
+            continue
         match = next((p for _, rx, p in compiled if rx.fullmatch(name)), None)
         if match is None:
             raise ValueError(f"no binding rule covers parameter {name!r} (shape {jnp.shape(leaf)}); "
                              f"rules: {[r for r, _, _ in compiled]}. Add e.g. ('.*', 'frozen()') to keep "
                              "the remaining leaves fixed, or ('.*', 'dense()') to train them")
+        if leaf.ndim > 2 and not match.any_shape:
+            match = Matricized(match, tuple(leaf.shape))
         try:
-            theta[name] = match.from_weight(jax.random.fold_in(key, i), jnp.asarray(leaf))
+            theta[name] = match.from_weight(jax.random.fold_in(key, i), leaf)
         except ValueError as e:
             raise ValueError(f"cannot bind {name!r} (shape {jnp.shape(leaf)}): {e}") from None
         pairs.append((name, match))

@@ -6,6 +6,7 @@ get ``tx``; outer leaves (the two outer factors of a compressed deep factorizati
 """
 from __future__ import annotations
 
+import jax
 import optax
 
 from lrjax.param import FROZEN, OUTER, TRAINABLE
@@ -15,8 +16,15 @@ def optimizer(tx: optax.GradientTransformation, labels, outer_lr_scale: float = 
     """``tx`` on trainable leaves, ``tx`` then ``scale(outer_lr_scale)`` on outer leaves (the
     discrepant rate ``gamma * lr``), and a zero update with no state on frozen leaves.
 
-    ``labels`` is a role tree: ``roles(bound)``, or ``param.roles(theta)`` for a bare theta.
+    ``labels`` is a role tree: ``roles(bound)``, or ``param.roles(theta)`` for a bare theta. The
+    transformation also accepts a tree with ``None`` in place of some leaves (the runner passes only the
+    floating-point leaves, see ``dynamics.runner.trainable_part``): those leaves have no label.
     """
     transforms = {TRAINABLE: tx, OUTER: optax.chain(tx, optax.scale(outer_lr_scale)),
                   FROZEN: optax.set_to_zero()}
-    return optax.multi_transform(transforms, labels)
+
+    def labels_for(params):
+        return jax.tree.map(lambda p, label: None if p is None else label, params, labels,
+                            is_leaf=lambda x: x is None)
+
+    return optax.multi_transform(transforms, labels_for)

@@ -96,3 +96,70 @@ def test_bound_is_a_pytree_under_jit(linen_model):
     assert f(bound).shape == (5, 3)
     leaves = jax.tree.leaves(bound)
     assert len(leaves) == 5  # u, v for Dense_0/kernel; w for the other three
+
+
+class CNN(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        x = nn.relu(nn.Conv(6, (3, 3))(x))
+        return nn.Dense(3)(x.reshape(x.shape[0], -1))
+
+
+IMAGES = jax.random.normal(jax.random.key(4), (2, 5, 5, 2))
+
+
+@pytest.mark.parametrize("spec", ["lora(rank=2, alpha=4.0)", "lowrank(3)", "dlor(2)", "deep(2, width=4)",
+                                  "subspace(dim=5)"])
+def test_conv_kernels_are_matricized(spec):
+    model = CNN()
+    params = model.init(jax.random.key(0), IMAGES)["params"]
+    bound = lb.bind(params, [(".*kernel", spec), (".*", "frozen()")], key=1)
+    conv = bound.param("Conv_0/kernel")
+    if spec.startswith("subspace"):
+        assert isinstance(conv, P.Subspace)  # takes any shape itself
+    else:
+        assert isinstance(conv, P.Matricized) and conv.shape == (3, 3, 2, 6)
+    w = lb.materialize(bound)["Conv_0"]["kernel"]
+    assert w.shape == (3, 3, 2, 6)
+    if spec.startswith(("lora", "subspace")):  # adapters: the original model at init
+        np.testing.assert_array_equal(model.apply({"params": lb.materialize(bound)}, IMAGES),
+                                      model.apply({"params": params}, IMAGES))
+    if spec == "lowrank(3)":  # the (kh kw in, out) = (18, 6) matricization has rank <= 3
+        assert np.linalg.matrix_rank(np.asarray(w).reshape(18, 6), tol=1e-5) == 3
+    grads = jax.grad(lambda b: jnp.sum(model.apply({"params": lb.materialize(b)}, IMAGES) ** 2))(bound)
+    assert any(float(jnp.abs(g).max()) > 0 for g in jax.tree.leaves(grads.theta["Conv_0/kernel"]))
+
+
+class NnxDropout(nnx.Module):
+    def __init__(self, rngs):
+        self.l1 = nnx.Linear(4, 8, rngs=rngs)
+        self.drop = nnx.Dropout(0.5, rngs=rngs)
+        self.l2 = nnx.Linear(8, 3, rngs=rngs)
+
+    def __call__(self, x):
+        return self.l2(self.drop(jnp.tanh(self.l1(x))))
+
+
+def test_nnx_model_with_dropout_trains_in_the_runner_and_resumes(tmp_path):
+    from lrjax import dynamics
+
+    model = NnxDropout(nnx.Rngs(0))
+    graphdef, state = nnx.split(model)
+    bound = lb.bind(state, [(".*kernel", "lora(rank=2)"), (".*", "frozen()")], key=1)
+    kinds = {name: p for name, p in bound.params}
+    assert any("count" in n for n in kinds) and all(kinds[n] is lb.PASSTHROUGH for n in kinds if "rngs" in n)
+    data = {"train": {"x": jax.random.normal(jax.random.key(2), (16, 4)), "y": jnp.ones((16, 3))}}
+
+    def loss(b, batch, key):
+        m = nnx.merge(graphdef, lb.materialize(b))
+        nnx.reseed(m, dropout=key)
+        return jnp.mean((m(batch["x"]) - batch["y"]) ** 2)
+
+    tx = optimizer(optax.adam(1e-2), lb.roles(bound))
+    kw = dict(data=data, batches=dynamics.Minibatches(8), chunk_size=10, checkpoint_every=1)
+    straight = dynamics.run(loss, bound, tx, 40, **kw)
+    assert straight.scalars["loss"][-10:].mean() < straight.scalars["loss"][:10].mean()
+    dynamics.run(loss, bound, tx, 20, workdir=tmp_path, **kw)
+    resumed = dynamics.run(loss, bound, tx, 40, workdir=tmp_path, **kw)  # typed keys round-trip the checkpoint
+    assert resumed.resumed_from == 20
+    np.testing.assert_array_equal(resumed.scalars["loss"], straight.scalars["loss"])

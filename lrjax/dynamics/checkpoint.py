@@ -47,6 +47,20 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _is_key(x) -> bool:
+    return isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _raw(x) -> np.ndarray:
+    """A state leaf as it is stored: a numpy array (PRNG key arrays as their raw key data)."""
+    return np.asarray(jax.device_get(jax.random.key_data(x) if _is_key(x) else x))
+
+
+def _cooked(raw: np.ndarray, template):
+    """The inverse of ``_raw`` for a leaf shaped like ``template``."""
+    return jax.random.wrap_key_data(raw, impl=jax.random.key_impl(template)) if _is_key(template) else raw
+
+
 class Checkpointer:
     """Save and restore ``(state, trajectory)`` pairs keyed by step; keeps the last ``max_to_keep``.
 
@@ -88,7 +102,7 @@ class Checkpointer:
         with open(tmp, "wb") as f:
             np.savez(f, **trajectory)
         os.replace(tmp, self.directory / f"trajectory_{step}.npz")
-        leaves = [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state))]
+        leaves = [_raw(x) for x in jax.tree.leaves(state)]
         self.manager.save(step, args=ocp.args.StandardSave({"leaves": leaves}), force=True)
         self.manager.wait_until_finished()
         sums = {str(p.relative_to(self.directory)): _sha256(p) for p in self._files(step)}
@@ -133,7 +147,7 @@ class Checkpointer:
         if not steps:
             return None
         leaves, treedef = jax.tree.flatten(template)
-        abstract = {"leaves": [jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype) for x in leaves]}
+        abstract = {"leaves": [jax.ShapeDtypeStruct(np.shape(r), r.dtype) for r in map(_raw, leaves)]}
         problems = []
         for step in steps:
             problem = self.verify(step)
@@ -152,7 +166,7 @@ class Checkpointer:
                               f"removed them and resuming from step {step}", CheckpointWarning, stacklevel=2)
                 for bad in steps[:steps.index(step)]:
                     self._remove(bad)
-            state = jax.tree.unflatten(treedef, [np.asarray(x) for x in restored["leaves"]])
+            state = jax.tree.unflatten(treedef, [_cooked(np.asarray(r), t) for r, t in zip(restored["leaves"], leaves)])
             return step, state, trajectory
         raise CheckpointError(f"no intact checkpoint in {self.directory} ({'; '.join(problems)}); delete that "
                               "directory (or run with --restart) to start over")

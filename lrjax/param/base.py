@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -83,7 +83,13 @@ def combine(a, b):
 
 @dataclasses.dataclass(frozen=True)
 class Parameterization:
-    """Base type. Subclasses are frozen dataclasses and override ``init`` and ``materialize``."""
+    """Base type. Subclasses are frozen dataclasses and override ``init`` and ``materialize``.
+
+    ``any_shape``: the family takes weights of any shape (dense, frozen, subspace); the others
+    parameterize matrices and ``lrjax.binding.bind`` matricizes N-d kernels for them (``Matricized``).
+    """
+
+    any_shape: ClassVar[bool] = False
 
     def init(self, key: jax.Array, shape: Shape, dtype=jnp.float32) -> Theta:
         raise NotImplementedError

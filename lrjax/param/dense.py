@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +23,7 @@ class Dense(Parameterization):
     """``W = w``, any shape; init ``N(0, 1/fan_in)`` (LeCun normal, fan_in = shape[0]) times ``scale``."""
 
     scale: float = 1.0
+    any_shape: ClassVar[bool] = True
 
     def __post_init__(self):
         check_finite("dense: scale", self.scale)
@@ -39,13 +41,17 @@ class Dense(Parameterization):
 
 @dataclasses.dataclass(frozen=True)
 class Frozen(Parameterization):
-    """``W = base``, never trained (gradients stopped, role ``frozen``); any shape, zeros at init."""
+    """``W = base``, never trained (gradients stopped, role ``frozen``); any shape and dtype (integer
+    leaves such as RNG counts pass through as they are), zeros at init."""
+
+    any_shape: ClassVar[bool] = True
 
     def init(self, key, shape, dtype=jnp.float32):
         return {"base": jnp.zeros(_check_shape("frozen", shape), dtype)}
 
     def materialize(self, theta):
-        return jax.lax.stop_gradient(theta["base"])
+        base = theta["base"]
+        return jax.lax.stop_gradient(base) if jnp.issubdtype(base.dtype, jnp.inexact) else base
 
     def roles(self, theta):
         return {"base": FROZEN}

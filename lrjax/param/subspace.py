@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +26,7 @@ class Subspace(Adapter):
 
     dim: int
     seed: int = 0
+    any_shape: ClassVar[bool] = True
 
     def __post_init__(self):
         check_positive_int("subspace: dim", self.dim)
