@@ -26,7 +26,7 @@ SCHEMA = Schema(
     steps=Int(min=1, resume="grow"), tol=Float(gt=0, optional=True, resume="any"), reach=Float(gt=0, resume="any"),
     chunk_size=Int(min=1), record_every=Int(min=1), pca_entries=Int(min=2), authors_steps=Int(min=0, resume="any"),
     seed=Int(min=0), dtype=Choice(*DTYPES),
-    rules=[Rule(("rank", "d"), lambda r, d: 2 * r <= d, "the compressed width 2 rank must be <= d"),
+    checks=[Rule(("rank", "d"), lambda r, d: 2 * r <= d, "the compressed width 2 rank must be <= d"),
            Rule(("record_every", "steps"), lambda r, s: r <= s, "record_every must be <= steps")],
 )
 

@@ -18,7 +18,7 @@ SCHEMA = Schema(
     weight_decay=Float(ge=0), steps=Int(min=1, resume="grow"), seeds=Int(min=1), record_every=Int(min=1),
     chunk_size=Int(min=1), tol=Float(gt=0, optional=True, resume="any"), dtype=Choice(*DTYPES),
     checkpoint_every=Int(min=0, resume="any"),
-    rules=[Rule(("rank", "d"), lambda r, d: r <= d, "the target's rank must be <= d"),
+    checks=[Rule(("rank", "d"), lambda r, d: r <= d, "the target's rank must be <= d"),
            Rule(("record_every", "steps"), lambda r, s: r <= s, "record_every must be <= steps")],
 )
 

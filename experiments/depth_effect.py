@@ -20,7 +20,7 @@ SCHEMA = Schema(
     etas=Seq(Float(gt=0), length=lambda c: len(c.depths)), widths=Seq(Int(min=1)), eps=Float(gt=0),
     seeds=Int(min=1), steps=Int(min=1, resume="grow"), chunk_size=Int(min=1), seed=Int(min=0),
     dtype=Choice(*DTYPES),
-    rules=[Rule(("rank", "d"), lambda r, d: r <= d, "the target's rank must be <= d")],
+    checks=[Rule(("rank", "d"), lambda r, d: r <= d, "the target's rank must be <= d")],
 )
 
 

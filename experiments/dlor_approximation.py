@@ -25,7 +25,7 @@ SCHEMA = Schema(
     slope_max_h=Float(gt=0), exact_tolerance=Float(gt=0, resume="any"), sawtooth_levels=Seq(Int(min=1, max=12)),
     sawtooth_activations=Seq(Choice("softplus", "gelu", "silu")), sawtooth_hs=Seq(Float(gt=0), min_len=2),
     sawtooth_points=Int(min=2), seed=Int(min=0),
-    rules=[Rule(("rank", "n"), lambda r, n: r <= n, "rank must be <= n"),
+    checks=[Rule(("rank", "n"), lambda r, n: r <= n, "rank must be <= n"),
            Rule(("hs", "slope_max_h"), lambda hs, m: sum(h <= m for h in hs) >= 2,
                 "at least two h must be <= slope_max_h (the slope is fitted there)")],
 )

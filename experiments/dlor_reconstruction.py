@@ -17,7 +17,7 @@ from lrjax.schema import Choice, Float, Int, Rule, Schema, Seq
 SCHEMA = Schema(
     sizes=Seq(Int(min=2)), ranks=Seq(Int(min=1)), tolerance=Float(gt=0, resume="any"), spectra_n=Int(min=2),
     spectra_rank=Int(min=1), seed=Int(min=0), dtype=Choice(*DTYPES),
-    rules=[Rule(("spectra_rank", "spectra_n"), lambda r, n: r < n, "spectra_rank must be < spectra_n"),
+    checks=[Rule(("spectra_rank", "spectra_n"), lambda r, n: r < n, "spectra_rank must be < spectra_n"),
            Rule(("ranks", "sizes"), lambda rs, ns: min(rs) < max(ns), "some rank must be < some size")],
 )
 

@@ -26,7 +26,7 @@ SCHEMA = Schema(
     budgets=Seq(Int(min=1)), threshold=Float(gt=0, resume="any"), extra_thresholds=Seq(Float(gt=0), min_len=0,
                                                                                         resume="any"),
     lr=Float(gt=0), seeds=Int(min=1), record_every=Int(min=1), seed=Int(min=0),
-    rules=[Rule(("rank", "width"), lambda r, w: r <= w, "rank must be <= width"),
+    checks=[Rule(("rank", "width"), lambda r, w: r <= w, "rank must be <= width"),
            Rule(("record_every", "epochs"), lambda r, e: r <= e, "record_every must be <= epochs")],
 )
 

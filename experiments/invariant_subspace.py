@@ -14,7 +14,7 @@ SCHEMA = Schema(
     eps=Either(Float(gt=0), Seq(Float(gt=0), length=lambda c: c.depth)),
     eta=Float(gt=0), weight_decay=Float(ge=0), steps=Int(min=1), record_every=Int(min=1), dtype=Choice(*DTYPES),
     init=Choice("orthogonal", "gaussian"), seed=Int(min=0),
-    rules=[Rule(("rank", "d"), lambda r, d: r <= d, "the target's rank must be <= d"),
+    checks=[Rule(("rank", "d"), lambda r, d: r <= d, "the target's rank must be <= d"),
            Rule(("steps", "record_every"), lambda s, r: s % r == 0, "steps must be a multiple of record_every")],
 )
 

@@ -27,7 +27,7 @@ SCHEMA = Schema(
     interp_points=Seq(Int(min=2)), interp_width=Int(min=1), width=Int(min=2), rank=Int(min=1),
     act=Choice(*sorted(nets.ACTIVATIONS)), train_points=Int(min=1), grid=Int(min=2), steps=Int(min=1),
     lr=Float(gt=0), seeds=Int(min=1), record_every=Int(min=1), seed=Int(min=0),
-    rules=[Rule(("rank",), lambda r: r <= 2, "rank must be <= 2 (the network maps R^2 -> R^2)"),
+    checks=[Rule(("rank",), lambda r: r <= 2, "rank must be <= 2 (the network maps R^2 -> R^2)"),
            Rule(("record_every", "steps"), lambda r, s: r <= s, "record_every must be <= steps")],
 )
 

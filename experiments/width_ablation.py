@@ -21,7 +21,7 @@ SCHEMA = Schema(
     gamma=Float(ge=0), gammas=Seq(Float(ge=0)), gammas_zero_at=Float(gt=0, resume="any"), rhats=Seq(Int(min=1)),
     seeds=Int(min=1), steps=Int(min=1, resume="grow"), tol=Float(gt=0, resume="any"), chunk_size=Int(min=1),
     seed=Int(min=0), dtype=Choice(*DTYPES),
-    rules=[Rule(("rank", "d"), lambda r, d: 2 * r <= d, "the compressed width 2 rank must be <= d"),
+    checks=[Rule(("rank", "d"), lambda r, d: 2 * r <= d, "the compressed width 2 rank must be <= d"),
            Rule(("rhats", "d"), lambda rh, d: 2 * max(rh) <= d, "every compressed width 2 rhat must be <= d")],
 )
 

@@ -84,6 +84,23 @@ def _compile_rules(rules: Rules | dict):
     return out
 
 
+def parse_rules(text: str) -> list[tuple[str, str]]:
+    """``"regex=spec; regex=spec"`` -> ``[(regex, spec), ...]`` (split at each ``;``, then at the first
+    ``=``), e.g. ``".*kernel=deep(2, scale=0.1); .*=dense()"``. Regexes and specs are checked."""
+    rules = []
+    for part in (p.strip() for p in text.split(";")):
+        if not part:
+            continue
+        pattern, sep, spec = part.partition("=")
+        if not sep or not pattern.strip() or not spec.strip():
+            raise ValueError(f"binding rule {part!r} is not of the form regex=spec")
+        rules.append((pattern.strip(), spec.strip()))
+    if not rules:
+        raise ValueError(f"no binding rules in {text!r}")
+    _compile_rules(rules)
+    return rules
+
+
 def bind(params, rules: Rules | dict, key: jax.Array | int = 0) -> Bound:
     """Bind every leaf of ``params`` to the first rule whose regex fully matches its path.
 

@@ -1,6 +1,6 @@
 """Declared config schemas: the type and range of every key an experiment reads, checked before any work.
 
-Each experiment module declares ``SCHEMA = Schema(fields..., rules=...)``; ``lrjax run`` validates the
+Each experiment module declares ``SCHEMA = Schema(fields..., checks=...)``; ``lrjax run`` validates the
 config (after ``--set`` overrides) against it before anything runs or is written, and every violation is
 a ``ConfigError`` whose one-line message names the key and the bad value. A new experiment gets this by
 declaring its schema::
@@ -8,7 +8,7 @@ declaring its schema::
     SCHEMA = Schema(
         d=Int(min=1), eta=Float(gt=0), dtype=Choice("float32", "float64"), param=Spec(shape=lambda c: (c.d, c.d)),
         steps=Int(min=1, resume="grow"), tol=Float(gt=0, optional=True, resume="any"),
-        rules=[Rule(("record_every", "steps"), lambda r, s: r <= s, "record_every must be <= steps")],
+        checks=[Rule(("record_every", "steps"), lambda r, s: r <= s, "record_every must be <= steps")],
     )
 
 ``resume`` says whether a key may change when a run continues in the same work directory: ``"same"``
@@ -108,6 +108,17 @@ class Float(Field):
 
     def validate(self, value, config):
         return float(super().validate(value, config))
+
+
+@dataclasses.dataclass(frozen=True)
+class Str(Field):
+    """A non-empty string (what it must contain is checked by a ``Rule`` or ``Spec``)."""
+
+    def describe(self):
+        return "a non-empty string"
+
+    def accepts(self, value, config):
+        return isinstance(value, str) and bool(value.strip())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,7 +233,9 @@ class Spec(Field):
 
 @dataclasses.dataclass(frozen=True)
 class Rule:
-    """A constraint across keys: ``test(*values)`` must hold; ``message`` says what it requires."""
+    """A constraint across keys: ``test(*values)`` must hold; ``message`` says what it requires. A test
+    may instead raise ``ValueError`` or ``OSError`` (e.g. a dataset that is not installed) whose message
+    is reported."""
 
     keys: tuple[str, ...]
     test: Callable[..., bool]
@@ -232,14 +245,14 @@ class Rule:
 class Schema:
     """The fields of an experiment's config (every key but ``experiment``) and its cross-key rules."""
 
-    def __init__(self, rules: Sequence[Rule] = (), **fields: Field):
+    def __init__(self, checks: Sequence[Rule] = (), **fields: Field):
         for name, f in fields.items():
             if not isinstance(f, Field):
                 raise TypeError(f"schema field {name!r} must be a Field, got {f!r}")
             if f.resume not in RESUME_POLICIES:
                 raise ValueError(f"schema field {name!r}: resume must be one of {RESUME_POLICIES}, got {f.resume!r}")
         self.fields: dict[str, Field] = dict(fields)
-        self.rules = tuple(rules)
+        self.checks = tuple(checks)
 
     def validate(self, config) -> None:
         """Raise ``ConfigError`` (one line, naming the key and value) unless ``config`` fits the schema;
@@ -259,10 +272,14 @@ class Schema:
             if type(value) is not type(config[name]) or value != config[name]:
                 del config[name]
                 config[name] = value
-        for rule in self.rules:
+        for rule in self.checks:
             values = [config[k] for k in rule.keys]
-            if not rule.test(*values):
-                shown = ", ".join(f"{k}={v!r}" for k, v in zip(rule.keys, values))
+            shown = ", ".join(f"{k}={v!r}" for k, v in zip(rule.keys, values))
+            try:
+                ok = rule.test(*values)
+            except (ValueError, OSError) as e:
+                raise ConfigError(f"config keys {shown}: {first_line(e, with_type=False)}") from None
+            if not ok:
                 raise ConfigError(f"config keys {shown}: {rule.message}")
 
     def fixed(self, config) -> dict:

@@ -4,7 +4,7 @@ from lrjax.analysis.compression import (compress, compress_bound, compress_facto
                                         invariant_input_subspace)
 from lrjax.analysis.spectra import (effective_rank, factor_spectra, numerical_rank, orthogonal_complement,
                                     orthonormal_basis, path_distance, principal_angles, sin_largest_angle, singular_values,
-                                    stable_rank, subspace_alignment, trajectory_pca)
+                                    stable_rank, subspace_alignment, trajectory_pca, UpdateSpectra)
 from lrjax.analysis.theorem import (TheoremCheck, check_invariant_subspace, rho_trajectory, structure_residual,
                                     theorem_bases)
 from lrjax.analysis.tracking import TopKTracker, deep_factors, orthonormalize
@@ -13,6 +13,6 @@ __all__ = [
     "compress", "compress_bound", "compress_factors", "compressed_param", "invariant_input_subspace",
     "effective_rank", "factor_spectra", "numerical_rank", "orthogonal_complement", "orthonormal_basis", "path_distance",
     "principal_angles", "sin_largest_angle", "singular_values", "stable_rank", "subspace_alignment",
-    "trajectory_pca", "TheoremCheck", "check_invariant_subspace", "rho_trajectory",
+    "trajectory_pca", "UpdateSpectra", "TheoremCheck", "check_invariant_subspace", "rho_trajectory",
     "structure_residual", "theorem_bases", "TopKTracker", "deep_factors", "orthonormalize",
 ]

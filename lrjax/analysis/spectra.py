@@ -1,8 +1,11 @@
-"""Spectra of weight matrices: singular values, principal angles, rank measures, trajectory PCA.
+"""Spectra of weight matrices: singular values, principal angles, rank measures, trajectory PCA, the
+spectra of weight updates during training (``UpdateSpectra``).
 
 All functions are pure, jit-able and batched over leading axes where they take matrices.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -61,6 +64,24 @@ def effective_rank(s: jax.Array) -> jax.Array:
     p = s / jnp.sum(s, axis=-1, keepdims=True)
     h = -jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1.0)), 0.0), axis=-1)
     return jnp.exp(h)
+
+
+class UpdateSpectra:
+    """A stateful recorder: the singular values of every weight's update ``W(t) - W(0)``.
+
+    ``weights(params) -> {name: W}``; an N-d weight (a conv kernel) is matricized to
+    ``(prod(shape[:-1]), shape[-1])``. State: the initial weights. Values: ``{name: (min(m, n),)}``.
+    """
+
+    def __init__(self, weights: Callable):
+        self.weights = weights
+
+    def init(self, params) -> dict:
+        return dict(self.weights(params))
+
+    def update(self, w0: dict, params):
+        w = self.weights(params)
+        return w0, {k: singular_values((w[k] - w0[k]).reshape(-1, w[k].shape[-1])) for k in w}
 
 
 def stable_rank(w: jax.Array) -> jax.Array:

@@ -29,6 +29,7 @@ import numpy as np
 from lrjax.data.formats import read_idx, read_pixel_csv
 
 SPLITS = ("train", "test", "all")
+TRAIN_SIZES = {"fashion_mnist": 60000, "mnist5k": 4000, "digits": 1433}  # examples in split="train"
 TRAIN_FRACTION = 0.8
 
 
