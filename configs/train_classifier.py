@@ -21,6 +21,7 @@ def get_config(arg=None):
     c.widths = (200, 200)            # mlp: hidden widths; cnn: (conv channels..., dense units)
     c.act = "relu"
     c.rules = ".*=dense()"
+    c.loss = "cross_entropy"         # cross_entropy | mse (against one-hot targets)
     c.optimizer = "adam"             # sgd | momentum | adam
     c.lr = 1e-3
     c.batch_size = 128

@@ -246,9 +246,11 @@ def _canonical_loop(model, tx, data, batch_size: int, steps: int, seed: int = 0)
     return go
 
 
-def bench_train_model(name: str, model, steps: int, seeds: int, batch_size: int = 128, n: int = 6000) -> dict:
+def bench_train_model(name: str, model, steps: int, seeds: int, batch_size: int = 128, n: int = 6000,
+                      unroll: int | None = None) -> dict:
     """ms/step of lrjax's minibatch runner against the canonical loop on one model (synthetic 28x28 data:
-    speed does not depend on the pixels), and ``seeds`` vmapped seeds against as many sequential runs."""
+    speed does not depend on the pixels), and ``seeds`` vmapped seeds against as many sequential runs.
+    ``unroll``: the runner's straight-line calls (``Runner(unroll=...)``)."""
     rng = np.random.default_rng(0)
     train = {"x": jnp.asarray(rng.random((n, 28, 28, 1), np.float32)), "y": jnp.asarray(rng.integers(0, 10, n))}
     tx = optax.adam(1e-3)
@@ -259,19 +261,24 @@ def bench_train_model(name: str, model, steps: int, seeds: int, batch_size: int 
 
     spec = dynamics.Minibatches(batch_size)
     chunk = min(steps, 500)
-    single = dynamics.Runner(loss, tx, batches=spec, chunk_size=chunk)
+    single = dynamics.Runner(loss, tx, batches=spec, chunk_size=chunk, unroll=unroll)
 
     def runner():
         jax.block_until_ready(single.run(params, steps, data={"train": train}, progress=False).params)
 
     loop = _canonical_loop(model, tx, train, batch_size, steps)
     runner(), loop(params)  # compile both
-    row = {"model": name, "steps": steps, "batch_size": batch_size,
+    row = {"model": name, "steps": steps, "batch_size": batch_size, "unroll": unroll,
            "runner_ms": 1e3 * _time(runner) / steps, "loop_ms": 1e3 * _time(lambda: loop(params)) / steps}
     row["loop_over_runner"] = row["loop_ms"] / row["runner_ms"]
     if seeds:
         stacked = jax.vmap(lambda k: model.init(k, train["x"][:1])["params"])(jax.random.split(jax.random.key(1), seeds))
-        batched = dynamics.Runner(loss, tx, batches=spec, chunk_size=chunk, batched=True)
+        batched = dynamics.Runner(loss, tx, batches=spec, chunk_size=chunk, batched=True, unroll=unroll)
+        looped = dynamics.Runner(loss, tx, batches=spec, chunk_size=chunk, batched=True, unroll=unroll,
+                                 members="loop")
+
+        def in_turn():
+            jax.block_until_ready(looped.run(stacked, steps, data={"train": train}, progress=False).params)
 
         def vmapped():
             jax.block_until_ready(batched.run(stacked, steps, data={"train": train}, progress=False).params)
@@ -281,29 +288,33 @@ def bench_train_model(name: str, model, steps: int, seeds: int, batch_size: int 
                 one = jax.tree.map(lambda a: a[s], stacked)
                 jax.block_until_ready(single.run(one, steps, data={"train": train}, key=s, progress=False).params)
 
-        vmapped()
+        vmapped(), in_turn()
         row["seeds"] = seeds
         row["vmapped_s"] = _time(vmapped, repeats=2)
+        row["members_loop_s"] = _time(in_turn, repeats=2)
         row["sequential_s"] = _time(sequential, repeats=1)
         row["seeds_speedup_x"] = row["sequential_s"] / row["vmapped_s"]
+        row["members_loop_speedup_x"] = row["sequential_s"] / row["members_loop_s"]
     return row
 
 
 def bench_train(steps: int = 300, seeds: int = 16, out=None) -> list[dict]:
     """The minibatch runner against the canonical Flax/optax loop on the 784-200-200-10 MLP and the Flax
-    MNIST example's CNN (float32, batch 128, Adam), and vmapped seeds against sequential runs."""
+    MNIST example's CNN (float32, batch 128, Adam), and the seeds of one program (vmapped, or in turn with
+    ``members="loop"``) against sequential runs (the CNN: 20 steps, 2 seeds; on CPU its runner calls are
+    unrolled 10 steps at a time)."""
     from lrjax import models
 
     device = jax.devices()[0]
     rows = [bench_train_model("mlp 784-200-200-10", models.MLP((200, 200)), steps, seeds),
-            bench_train_model("cnn (32, 64) + 256", models.CNN((32, 64), 256), max(20, steps // 10),
-                              seeds and min(seeds, 4))]
+            bench_train_model("cnn (32, 64) + 256", models.CNN((32, 64), 256), 20,
+                              seeds and min(seeds, 2), unroll=10 if device.platform == "cpu" else None)]
     print(f"device: {device.device_kind} ({device.platform}), jax {jax.__version__}, float32, batch 128, Adam")
     print(f"{'model':<22} {'steps':>5} {'lrjax ms':>9} {'loop ms':>8} {'loop/lrjax':>10} {'seeds':>5} "
-          f"{'vmapped s':>9} {'sequential s':>12} {'speedup':>7}")
+          f"{'vmapped s':>9} {'in turn s':>9} {'sequential s':>12} {'vmap x':>6} {'in turn x':>9}")
     for r in rows:
-        seeds_cols = (f"{r['seeds']:>5} {r['vmapped_s']:>9.2f} {r['sequential_s']:>12.2f} {r['seeds_speedup_x']:>6.2f}x"
-                      if "seeds" in r else f"{'-':>5}")
+        seeds_cols = (f"{r['seeds']:>5} {r['vmapped_s']:>9.2f} {r['members_loop_s']:>9.2f} {r['sequential_s']:>12.2f} "
+                      f"{r['seeds_speedup_x']:>5.2f}x {r['members_loop_speedup_x']:>8.2f}x" if "seeds" in r else f"{'-':>5}")
         print(f"{r['model']:<22} {r['steps']:>5} {r['runner_ms']:>9.3f} {r['loop_ms']:>8.3f} "
               f"{r['loop_over_runner']:>10.2f} {seeds_cols}")
     if out:

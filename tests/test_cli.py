@@ -42,6 +42,15 @@ QUICK_CHECKS = {
     > m["approximation"]["DLoR (rank 1 + diagonal)"]["final_train_mse_median"],
     "dlor_reconstruction": lambda m: m["exact"] and max(m["max_relative_error"].values()) < 1e-12,
     "dlor_approximation": lambda m: all(0.9 < s < 1.1 for s in m["slopes"].values()) and all(m["relu_exact"].values()),
+    "train_classifier": lambda m: m["test_accuracy_median"] > 0.6 and len(m["test_accuracy"]) == 2
+    and m["update_ranks"]["Dense_1/kernel"]["full_rank"] == 10,
+    "update_spectra": lambda m: all(r["test_accuracy_median"] > 0.3 for r in m["networks"].values())
+    and set(m["networks"]) == {"linear", "mlp", "cnn"},
+    "depth_overparam": lambda m: all(r["test_accuracy_median"] > 0.3 for r in m["depths"].values()),
+    # a low-rank target: the loss falls and the singular values are learned one after another
+    "svd_evolution": lambda m: all(r["final_loss"] < 0.1 * r["initial_loss"] for k, r in m["runs"].items()
+                                   if k.startswith("lowrank")) and m["runs"]["lowrank/gd"]["steps_to_90pct"][0]
+    <= m["runs"]["lowrank/gd"]["steps_to_90pct"][1],
     "dlor_training": lambda m: all(a["train_mse_at_300_median"] < 0.2 * m["target_variance"]
                                    for a in m["architectures"].values()),
 }

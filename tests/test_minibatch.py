@@ -115,3 +115,30 @@ def test_bad_minibatch_setups(data, spec, match):
         dynamics.run(loss, THETA, TX, 5, data=data, batches=spec)
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         dynamics.Minibatches(0)
+
+
+def test_unrolled_calls_give_the_same_run():
+    kw = dict(data=DATA, batches=SPEC, chunk_size=10, record_every=5, key=2, metrics={"i": first_index},
+              recorders={"w": lambda t: t["w"]})
+    looped = dynamics.run(loss, THETA, TX, 23, **kw)
+    runner = dynamics.Runner(loss, TX, batches=SPEC, chunk_size=10, record_every=5, unroll=3,
+                             metrics={"i": first_index}, recorders={"w": lambda t: t["w"]})
+    assert runner.plan(0, 23)[:3] == [(1, 3, True), (1, 2, False), (1, 3, True)]
+    unrolled = runner.run(THETA, 23, data=DATA, key=2)
+    np.testing.assert_array_equal(unrolled.scalars["i"], looped.scalars["i"])
+    np.testing.assert_allclose(unrolled.scalars["loss"], looped.scalars["loss"], rtol=1e-12)
+    np.testing.assert_array_equal(unrolled.records["step"], looped.records["step"])
+    np.testing.assert_allclose(unrolled.records["w"], looped.records["w"], rtol=1e-12)
+
+
+def test_members_in_turn_match_vmapped_members():
+    keys = jax.random.split(jax.random.key(8), 3)
+    thetas = jax.tree.map(lambda x: jnp.stack([x * (i + 1) for i in range(3)]), {"w": jnp.ones(3), "b": jnp.ones(())})
+    kw = dict(data=DATA, batches=SPEC, batched=True, key=keys, chunk_size=6, record_every=3,
+              recorders={"w": lambda t: t["w"]})
+    vmapped = dynamics.run(loss, thetas, TX, 12, **kw)
+    in_turn = dynamics.run(loss, thetas, TX, 12, members="loop", unroll=3, **kw)
+    np.testing.assert_allclose(in_turn.scalars["loss"], vmapped.scalars["loss"], rtol=1e-12)
+    np.testing.assert_allclose(in_turn.records["w"], vmapped.records["w"], rtol=1e-12)
+    with pytest.raises(ValueError, match="members must be"):
+        dynamics.Runner(loss, TX, members="pmap")

@@ -8,7 +8,7 @@ SCHEMA = Schema(
     d=Int(min=2), eta=Float(gt=0), tol=Float(gt=0, optional=True, resume="any"), steps=Int(min=1, resume="grow"),
     dtype=Choice("float32", "float64"), eps=Either(Float(gt=0), Seq(Float(gt=0), length=lambda c: c.depth)),
     depth=Int(min=1), methods=Names("a", "b"), param=Spec(shape=lambda c: (c.d, c.d)),
-    rules=[Rule(("depth", "d"), lambda depth, d: depth <= d, "depth must be <= d")],
+    checks=[Rule(("depth", "d"), lambda depth, d: depth <= d, "depth must be <= d")],
 )
 
 

@@ -164,3 +164,16 @@ def load(name: str, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     files = locate(name)
     return SOURCES[name].read(files, split)
+
+
+def load_splits(name: str, train_size: int = 0) -> dict:
+    """``{"train": {"x", "y"}, "test": {"x", "y"}}`` of dataset ``name``; with ``train_size > 0`` the
+    training set is the first ``train_size`` examples of a fixed (``default_rng(0)``) permutation."""
+    x, y = load(name, "train")
+    if train_size:
+        if train_size > x.shape[0]:
+            raise ValueError(f"train_size={train_size} exceeds the {x.shape[0]} training examples of {name!r}")
+        keep = np.sort(np.random.default_rng(0).permutation(x.shape[0])[:train_size])
+        x, y = x[keep], y[keep]
+    xt, yt = load(name, "test")
+    return {"train": {"x": x, "y": y}, "test": {"x": xt, "y": yt}}

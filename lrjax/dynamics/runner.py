@@ -184,6 +184,17 @@ def plan_segments(start: int, steps: int, chunk_size: int, record_every: int) ->
     return out
 
 
+def split_for_unroll(plan: list[tuple[int, int, bool]], unroll: int) -> list[tuple[int, int, bool]]:
+    """The same steps as calls of at most ``unroll`` straight-line steps: every block of ``plan`` becomes
+    ``(1, n, record)`` pieces, only the first recording."""
+    out = []
+    for n_blocks, block_len, recording in plan:
+        for _ in range(n_blocks):
+            for start in range(0, block_len, unroll):
+                out.append((1, min(unroll, block_len - start), recording and start == 0))
+    return out
+
+
 def _batch_sharding(batch: int, shard: bool):
     devices = jax.local_devices()
     k = max(d for d in range(1, len(devices) + 1) if batch % d == 0) if shard else 1
@@ -319,6 +330,12 @@ class Runner:
     the data is shared by all members); ``shard``: split the batch over the local devices.
     ``batches=Minibatches(batch_size)``: each step draws a minibatch of ``data[batches.train]`` on the
     device (``lrjax.dynamics.minibatch``); then ``loss_fn(params, batch, key)`` and ``f(params, batch)``.
+    ``unroll=k``: each compiled call runs at most ``k`` steps as straight-line code, with no XLA while
+    loop (one host round trip per call): XLA:CPU runs convolutions inside a while loop about 8x slower
+    than outside one (measured for the CNN of ``lrjax.models``, jax 0.10.2), so CNNs on CPU want it.
+    ``members="loop"`` (with ``batched``): the batch members run one after another inside the same
+    compiled program instead of ``vmap``-ed (a CNN's vmapped convolutions over per-member kernels become
+    grouped convolutions, 4x slower on XLA:CPU than running the members in turn: measured).
 
     Only the floating-point leaves of ``params`` are differentiated and updated (``opt_state`` is
     ``tx.init`` of those); integer leaves (an nnx RNG count, a PRNG key) ride along unchanged.
@@ -327,8 +344,15 @@ class Runner:
     def __init__(self, loss_fn: Callable, tx: optax.GradientTransformation, *,
                  metrics: Mapping[str, Callable] | None = None, recorders: Mapping[str, Any] | None = None,
                  record_every: int = 0, chunk_size: int = 100, has_aux: bool = False, batched: bool = False,
-                 data_batched: bool = False, shard: bool = True, batches: minibatch.Minibatches | None = None):
+                 data_batched: bool = False, shard: bool = True, batches: minibatch.Minibatches | None = None,
+                 unroll: int | None = None, members: str = "vmap"):
         _check_int("chunk_size", chunk_size, 1)
+        if members not in ("vmap", "loop"):
+            raise ValueError(f"members must be 'vmap' or 'loop', got {members!r}")
+        self.members = members
+        if unroll is not None:
+            _check_int("unroll", unroll, 1)
+        self.unroll = unroll
         if batches is not None and not isinstance(batches, minibatch.Minibatches):
             raise TypeError(f"batches must be a dynamics.Minibatches, got {batches!r}")
         self.batches = batches
@@ -384,7 +408,7 @@ class Runner:
                 trackers, values = record(self.recorders, trackers, state["params"], data)
             (params, opt_state, t, order), scal = jax.lax.scan(
                 lambda c, _: step(c, data, keys), (state["params"], state["opt_state"], t, order), None,
-                length=block_len)
+                length=block_len, unroll=bool(self.unroll))
             return ({**state, "params": params, "opt_state": opt_state, "trackers": trackers}, t, order), (scal, values)
 
         def segment(state, data, start):
@@ -401,7 +425,15 @@ class Runner:
                 scal = jax.tree.map(lambda x: x.reshape((n_blocks * block_len,) + x.shape[2:]), scal)
             return carry[0], scal, rec
 
-        if self.batched:
+        if self.batched and self.members == "loop":
+            one = segment
+
+            def segment(state, data, start):
+                size = jax.tree.leaves(state["params"])[0].shape[0]
+                pick = lambda tree, i: jax.tree.map(lambda a: a[i], tree)  # noqa: E731
+                outs = [one(pick(state, i), pick(data, i) if self.data_batched else data, start) for i in range(size)]
+                return jax.tree.map(lambda *xs: jax.numpy.stack(xs), *outs)
+        elif self.batched:
             segment = jax.vmap(segment, in_axes=(0, 0 if self.data_batched else None, None))
         return segment
 
@@ -451,7 +483,7 @@ class Runner:
                 "chunk_size": self.chunk_size, "record_every": self.record_every,
                 "recorders": [k for k, _ in self.recorders], "metrics": [k for k, _ in self.metrics],
                 "has_aux": self.has_aux, "batched": self.batched, "data_batched": self.data_batched,
-                "batches": repr(self.batches),
+                "batches": repr(self.batches), "unroll": self.unroll, "members": self.members,
                 "user": to_jsonable(dict(extra or {}))}
 
     def _restore(self, ckpt: Checkpointer, state, data, steps: int, extra):
@@ -506,12 +538,17 @@ class Runner:
 
     # ---- public ------------------------------------------------------------------------------------------
 
+    def plan(self, start: int, steps: int) -> list[tuple[int, int, bool]]:
+        """The compiled calls (``(n_blocks, block_len, record)``) that run steps ``start .. steps``."""
+        plan = plan_segments(start, steps, self.chunk_size, self.record_every)
+        return split_for_unroll(plan, self.unroll) if self.unroll else plan
+
     def compile(self, params, steps: int, *, data=None, opt_state=None) -> float:
         """Compile every program a run of ``steps`` steps from step 0 uses; returns the seconds it took."""
         _check_int("steps", steps, 1)
         state, data, _ = self._prepare(params, opt_state, data)  # (the run key's value does not matter here)
         return sum(self._executable(seg, state, data)[1]
-                   for seg in set(plan_segments(0, steps, self.chunk_size, self.record_every)))
+                   for seg in set(self.plan(0, steps)))
 
     def run(self, params, steps: int, *, data=None, opt_state=None, tol: float | None = None,
             workdir: str | os.PathLike | None = None, checkpoint_every: int = 10, on_divergence: str = "raise",
@@ -567,7 +604,7 @@ class Runner:
             bar = tqdm(total=steps, initial=start, desc=desc, unit="step", dynamic_ncols=True)
         compile_time, done, t0 = 0.0, start, time.perf_counter()
         try:
-            for segment in ([] if finished() else plan_segments(start, steps, self.chunk_size, self.record_every)):
+            for segment in ([] if finished() else self.plan(start, steps)):
                 program, seconds = self._executable(segment, state, data)
                 compile_time += seconds
                 new_state, scal, rec = program(state, data, np.int32(done))
@@ -625,18 +662,20 @@ def run(loss_fn: Callable, params, tx: optax.GradientTransformation, steps: int,
         workdir: str | os.PathLike | None = None, checkpoint_every: int = 10,
         on_divergence: str = "raise", progress: bool | None = None, desc: str = "gd",
         has_aux: bool = False, fingerprint: Mapping[str, Any] | None = None,
-        batches: minibatch.Minibatches | None = None, key: int | jax.Array = 0) -> Result:
+        batches: minibatch.Minibatches | None = None, key: int | jax.Array = 0, unroll: int | None = None,
+        members: str = "vmap") -> Result:
     """One run: ``Runner(loss_fn, tx, <program options>).run(params, steps, <run options>)``.
 
     Program options (what is compiled): ``metrics``, ``recorders``, ``record_every``, ``chunk_size``,
-    ``has_aux``, ``batched``, ``data_batched``, ``shard``, ``batches`` (see ``Runner``). Run options:
+    ``has_aux``, ``batched``, ``data_batched``, ``shard``, ``batches``, ``unroll``, ``members`` (see
+    ``Runner``). Run options:
     ``data``, ``opt_state``, ``tol``, ``workdir``, ``checkpoint_every``, ``on_divergence``, ``progress``,
     ``desc``, ``fingerprint``, ``key`` (see ``Runner.run``). Build a ``Runner`` yourself to run one program several times
     without compiling it again.
     """
     runner = Runner(loss_fn, tx, metrics=metrics, recorders=recorders, record_every=record_every,
                     chunk_size=chunk_size, has_aux=has_aux, batched=batched, data_batched=data_batched, shard=shard,
-                    batches=batches)
+                    batches=batches, unroll=unroll, members=members)
     return runner.run(params, steps, data=data, opt_state=opt_state, tol=tol, workdir=workdir,
                       checkpoint_every=checkpoint_every, on_divergence=on_divergence, progress=progress, desc=desc,
                       fingerprint=fingerprint, key=key)

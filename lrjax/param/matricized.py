@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import ClassVar
 
 import jax.numpy as jnp
 
@@ -29,6 +30,7 @@ class Matricized(Parameterization):
 
     inner: Parameterization
     shape: tuple[int, ...]
+    any_shape: ClassVar[bool] = True  # it matricizes itself
 
     def __post_init__(self):
         object.__setattr__(self, "shape", tuple(self.shape))

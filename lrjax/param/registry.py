@@ -39,22 +39,23 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def _evaluate(node: ast.AST, spec: str):
+def _evaluate(node: ast.AST, spec: str, lookup=None):
+    lookup = lookup or _lookup
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-        factory = _lookup(node.func.id, spec)
-        args = [_evaluate(a, spec) for a in node.args]
+        factory = lookup(node.func.id, spec)
+        args = [_evaluate(a, spec, lookup) for a in node.args]
         names = [k.arg for k in node.keywords]
         if None in names or len(set(names)) != len(names):
             raise ValueError(f"repeated or ** keyword arguments in parameterization spec {spec!r}")
-        kwargs = {k.arg: _evaluate(k.value, spec) for k in node.keywords}
+        kwargs = {k.arg: _evaluate(k.value, spec, lookup) for k in node.keywords}
         try:
             return factory(*args, **kwargs)
         except TypeError as e:
             raise ValueError(f"bad arguments in parameterization spec {spec!r}: {e}") from None
     if isinstance(node, ast.Name):
-        return _lookup(node.id, spec)()
-    if isinstance(node, ast.Tuple):
-        return tuple(_evaluate(e, spec) for e in node.elts)
+        return lookup(node.id, spec)()
+    if isinstance(node, (ast.Tuple, ast.List)):
+        return tuple(_evaluate(e, spec, lookup) for e in node.elts)
     try:
         return ast.literal_eval(node)
     except ValueError:
@@ -80,4 +81,33 @@ def from_spec(spec: str | Parameterization) -> Parameterization:
     out = _evaluate(tree.body, spec)
     if not isinstance(out, Parameterization):
         raise ValueError(f"spec {spec!r} does not name a parameterization")
+    return out
+
+
+def _classes(cls=Parameterization) -> dict[str, type]:
+    out = {}
+    for sub in cls.__subclasses__():
+        out[sub.__name__] = sub
+        out.update(_classes(sub))
+    return out
+
+
+def from_repr(text: str) -> Parameterization:
+    """The parameterization whose dataclass ``repr`` is ``text`` (e.g. ``"LoRA(rank=2, alpha=None,
+    rslora=False)"``): how adapter files store what each leaf was bound to. Parsed, never evaluated;
+    classes are the imported ``Parameterization`` subclasses (import a user's family first)."""
+    classes = _classes()
+
+    def lookup(name, spec):
+        if name not in classes:
+            raise ValueError(f"unknown parameterization class {name!r} in {spec!r} (import the module defining it)")
+        return classes[name]
+
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError:
+        raise ValueError(f"cannot parse parameterization {text!r}") from None
+    out = _evaluate(tree.body, text, lookup)
+    if not isinstance(out, Parameterization):
+        raise ValueError(f"{text!r} does not describe a parameterization")
     return out

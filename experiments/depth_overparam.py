@@ -1,0 +1,81 @@
+"""Experiment: why depth in linear layers. A hybrid network (an MLP, nonlinear between layers) whose every
+kernel is overparameterized by depth, ``deep(L)`` (``W = F_1 ... F_L``, eps-scaled orthogonal factors), for
+each ``L`` in ``depths``; at test time each kernel is collapsed to one matrix (``materialize``), so every
+``L`` is the same function class. ``seeds`` seeds per depth run as one vmapped program.
+
+Metrics per depth: final test accuracy (median, min, max over seeds) and the effective rank of each
+collapsed kernel (median over seeds), against the dense baseline ``L = 1``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from lrjax import analysis, classifier, data, models
+from lrjax.runs import figure_path, pyplot, save_figure
+from lrjax.schema import Choice, Float, Int, Rule, Schema, Seq
+
+SCHEMA = Schema(
+    dataset=Choice(*data.available()), widths=Seq(Int(min=1)), depths=Seq(Int(min=1, max=8)),
+    scale=Float(gt=0), optimizer=Choice(*classifier.OPTIMIZERS), lr=Float(gt=0), batch_size=Int(min=1),
+    steps=Int(min=1, resume="grow"), seeds=Int(min=1), eval_every=Int(min=1), train_size=Int(min=0),
+    seed=Int(min=0), checkpoint_every=Int(min=0, resume="any"),
+    checks=[Rule(("eval_every", "steps"), lambda e, s: e <= s, "eval_every must be <= steps"),
+            Rule(("dataset",), lambda d: bool(data.locate(d)), "the dataset must be installed"),
+            Rule(("train_size", "dataset"), lambda n, d: n <= data.TRAIN_SIZES[d],
+                 "train_size must be <= the dataset's training split (0: all of it)"),
+            Rule(("batch_size", "train_size", "dataset"), lambda b, n, d: b <= (n or data.TRAIN_SIZES[d]),
+                 "batch_size must be <= the number of training examples")],
+)
+
+
+def run(config, workdir: Path) -> dict:
+    splits = data.load_splits(config.dataset, config.train_size)
+    model = models.MLP(tuple(config.widths), act="relu")
+    rows, curves = {}, {}
+    for depth in config.depths:
+        rules = f".*kernel=deep({depth}, scale={config.scale!r})"
+        tr = classifier.train(model, rules, splits, optimizer_name=config.optimizer, lr=config.lr,
+                              batch_size=config.batch_size, steps=config.steps, seeds=config.seeds,
+                              eval_every=config.eval_every, seed=config.seed,
+                              workdir=Path(workdir) / "checkpoints" / f"L{depth}",
+                              checkpoint_every=config.checkpoint_every,
+                              fingerprint={**SCHEMA.fixed(config), "depth": depth}, desc=f"L={depth}")
+        final = tr.test_accuracy[:, -1]
+        ranks = {name: float(np.median(jax.vmap(lambda w: analysis.effective_rank(analysis.singular_values(w)))(w)))
+                 for name, w in tr.final_kernels.items()}
+        rows[str(depth)] = {"test_accuracy": final.tolist(), "test_accuracy_median": float(np.median(final)),
+                            "test_accuracy_min": float(final.min()), "test_accuracy_max": float(final.max()),
+                            "effective_rank_of_collapsed_kernels": ranks}
+        curves[depth] = (tr.step, tr.test_accuracy)
+    plot(rows, curves, config, figure_path(workdir, "accuracy_vs_depth"))
+    best = max(rows, key=lambda d: rows[d]["test_accuracy_median"])
+    return {"depths": rows, "best_depth": int(best),
+            "gain_of_best_over_L1": rows[best]["test_accuracy_median"] - rows[str(config.depths[0])]["test_accuracy_median"]}
+
+
+def plot(rows, curves, config, path):
+    plt = pyplot()
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 3.8))
+    depths = [int(d) for d in rows]
+    for d in depths:
+        acc = rows[str(d)]["test_accuracy"]
+        a.scatter([d] * len(acc), acc, s=12, c="gray")
+    a.plot(depths, [rows[str(d)]["test_accuracy_median"] for d in depths], "o-")
+    a.set_xlabel("depth L of every kernel")
+    a.set_ylabel("final test accuracy")
+    a.set_title(f"{config.dataset}, MLP {tuple(config.widths)}, {config.seeds} seeds")
+    for d, (step, acc) in curves.items():
+        b.plot(step, np.median(acc, axis=0), label=f"L = {d}")
+    b.set_xlabel("step")
+    b.set_title("test accuracy (median over seeds)")
+    b.legend(fontsize=8)
+    names = list(rows[str(depths[0])]["effective_rank_of_collapsed_kernels"])
+    for name in names:
+        c.plot(depths, [rows[str(d)]["effective_rank_of_collapsed_kernels"][name] for d in depths], "o-", label=name)
+    c.set_xlabel("depth L")
+    c.set_title("effective rank of the collapsed kernels")
+    c.legend(fontsize=8)
+    save_figure(fig, path)

@@ -1,0 +1,83 @@
+"""Experiment: the updates of trained networks are low rank (the observation behind LoRA and the
+compressible-dynamics papers): singular values of every layer's update ``W_l(t) - W_l(0)`` over training,
+for a deep linear network (MSE against one-hot targets), an MLP (cross-entropy) and a small CNN
+(cross-entropy) on the same dataset, all trained by the same optimizer from their default Flax inits.
+
+Metrics per network: test accuracy (median over seeds) and, per layer, the numerical rank (singular
+values above 1e-3 of the largest) and effective rank of the final update against the layer's full rank.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lrjax import classifier, data, models
+from lrjax.runs import figure_path, pyplot, save_figure
+from lrjax.schema import Choice, Float, Int, Rule, Schema, Seq
+
+NETWORKS = ("linear", "mlp", "cnn")
+
+SCHEMA = Schema(
+    dataset=Choice(*data.available()), networks=Seq(Choice(*NETWORKS)), mlp_widths=Seq(Int(min=1)),
+    cnn_widths=Seq(Int(min=1), min_len=2), optimizer=Choice(*classifier.OPTIMIZERS),
+    lrs=Seq(Float(gt=0), length=lambda c: len(c.networks)), batch_size=Int(min=1), steps=Int(min=1, resume="grow"),
+    seeds=Int(min=1), eval_every=Int(min=1), train_size=Int(min=0), seed=Int(min=0),
+    checkpoint_every=Int(min=0, resume="any"),
+    checks=[Rule(("eval_every", "steps"), lambda e, s: e <= s, "eval_every must be <= steps"),
+            Rule(("dataset",), lambda d: bool(data.locate(d)), "the dataset must be installed"),
+            Rule(("train_size", "dataset"), lambda n, d: n <= data.TRAIN_SIZES[d],
+                 "train_size must be <= the dataset's training split (0: all of it)"),
+            Rule(("batch_size", "train_size", "dataset"), lambda b, n, d: b <= (n or data.TRAIN_SIZES[d]),
+                 "batch_size must be <= the number of training examples")],
+)
+
+
+def network(name: str, config):
+    """``(model, loss)`` of one of ``NETWORKS``."""
+    if name == "linear":
+        return models.MLP(tuple(config.mlp_widths), act="identity"), "mse"
+    if name == "mlp":
+        return models.MLP(tuple(config.mlp_widths), act="relu"), "cross_entropy"
+    return models.make("cnn", config.cnn_widths), "cross_entropy"
+
+
+def run(config, workdir: Path) -> dict:
+    splits = data.load_splits(config.dataset, config.train_size)
+    out, spectra, steps = {}, {}, None
+    for name, lr in zip(config.networks, config.lrs):
+        model, loss = network(name, config)
+        tr = classifier.train(model, ".*=dense()", splits, optimizer_name=config.optimizer, lr=lr,
+                              batch_size=config.batch_size, steps=config.steps, seeds=config.seeds,
+                              eval_every=config.eval_every, seed=config.seed, loss=loss,
+                              workdir=Path(workdir) / "checkpoints" / name, checkpoint_every=config.checkpoint_every,
+                              fingerprint={**SCHEMA.fixed(config), "network": name}, desc=name)
+        out[name] = {"loss": loss, "lr": lr, "test_accuracy_median": float(np.median(tr.test_accuracy[:, -1])),
+                     "update_ranks": classifier.update_ranks(tr.update_spectra)}
+        spectra[name], steps = tr.update_spectra, tr.step
+    np.savez(Path(workdir) / "trajectory.npz", step=steps,
+             **{f"{n}/{k}": v for n, s in spectra.items() for k, v in s.items()})
+    plot(steps, spectra, out, config, figure_path(workdir, "update_spectra_over_training"))
+    largest = {n: max(r["effective_rank_median"] / r["full_rank"] for r in row["update_ranks"].values())
+               for n, row in out.items()}
+    return {"networks": out, "max_effective_rank_fraction": largest}
+
+
+def plot(steps, spectra, out, config, path):
+    """One row per network, one column per layer: the top 20 singular values of the update (seed 0)."""
+    plt = pyplot()
+    cols = max(len(s) for s in spectra.values())
+    fig, axes = plt.subplots(len(spectra), cols, figsize=(3.6 * cols, 2.9 * len(spectra)), squeeze=False)
+    for r, (name, layers) in enumerate(spectra.items()):
+        for c, ax in enumerate(axes[r]):
+            if c >= len(layers):
+                ax.axis("off")
+                continue
+            layer, sv = list(layers.items())[c]
+            ax.semilogy(steps[1:], sv[0, 1:, :20], lw=0.8)
+            rank = out[name]["update_ranks"][layer]
+            ax.set_title(f"{name}: {layer}\neff. rank {rank['effective_rank_median']:.1f} of {rank['full_rank']}",
+                         fontsize=8)
+            ax.set_xlabel("step", fontsize=8)
+    fig.suptitle(f"singular values of W(t) - W(0), {config.dataset}, {config.optimizer}", fontsize=10)
+    save_figure(fig, path)
