@@ -6,7 +6,10 @@ trained densely), e.g. ``".*kernel=deep(2, scale=0.1)"`` overparameterizes every
 ``".*kernel=lora(8)"`` trains rank-8 updates of a random init. Metrics: ``test_accuracy`` (final, one per
 seed) and its median, the best test accuracy over the evaluations, the final train loss (mean of the last
 100 minibatch losses), and per kernel the numerical rank (singular values above 1e-3 of the largest) and
-effective rank of its final update ``W(T) - W(0)`` (medians over seeds).
+effective rank of its final update ``W(T) - W(0)`` (medians over seeds). Seed 0's trained leaves are
+saved as an adapter (``lrjax.adapters``: ``adapter/adapter.{json,npz}``, loadable onto the base
+parameters) beside the merged plain parameter tree (``adapter/merged_params.npz``); both sizes on disk
+are reported.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrjax import binding, classifier, data, models
+from lrjax import adapters, binding, classifier, data, models
 from lrjax.nets import ACTIVATIONS
 from lrjax.runs import figure_path, pyplot, save_figure
 from lrjax.schema import Choice, Float, Int, Rule, Schema, Seq, Str
@@ -60,12 +63,18 @@ def run(config, workdir: Path) -> dict:
     plot_curves(res, tr, config, figure_path(workdir, "loss_and_accuracy"))
     plot_spectra(tr.step, tr.update_spectra, f"rules: {config.rules}", figure_path(workdir, "update_spectra"))
     counts = binding.count_params(tr.initial)
+    first = jax.tree.map(lambda a: a[0], tr.bound)
+    adapter = adapters.save(Path(workdir) / "adapter", first)          # seed 0's trained leaves only
+    merged = Path(workdir) / "adapter" / "merged_params.npz"          # the plain tree it merges into
+    np.savez(merged, **{n: np.asarray(w) for n, w in zip([n for n, _ in first.params],
+                                                         jax.tree.leaves(binding.materialize(first)))})
     window = min(100, res.steps)
     return {"test_accuracy": acc[:, -1].tolist(), "test_accuracy_median": float(np.median(acc[:, -1])),
             "best_test_accuracy_median": float(np.median(acc.max(axis=1))),
             "train_loss_final_median": float(np.median(res.scalars["loss"][:, -window:].mean(axis=1))),
             "update_ranks": classifier.update_ranks(tr.update_spectra),
-            "trainable_params": counts["trainable"] + counts["outer"], "steps": res.steps,
+            "trainable_params": counts["trainable"] + counts["outer"], "adapter_bytes": sum(adapter.values()),
+            "merged_params_bytes": merged.stat().st_size, "steps": res.steps,
             "steps_per_s": res.steps_per_s, "compile_s": res.compile_time, "resumed_from": res.resumed_from}
 
 

@@ -1,5 +1,5 @@
 """Command line: ``lrjax run CONFIG.py[:variant] [--set key=value]... [--workdir DIR] [--import MODULE]...
-[--restart]``, ``lrjax list``, ``lrjax bench dynamics|recovery|train``.
+[--restart]``, ``lrjax list``, ``lrjax bench dynamics|recovery|train|forward``.
 
 A config is a python file with ``get_config(variant) -> ml_collections.ConfigDict`` whose ``experiment``
 key names a module ``experiments/<experiment>.py`` of lrjax's repository, which declares ``SCHEMA``
@@ -37,7 +37,7 @@ from lrjax.runs import (DirectoryBusyError, DirectoryLock, default_workdir, firs
 from lrjax.schema import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository, for an editable install
-RUN_OUTPUTS = ("config.json", "metrics.json", "trajectory.npz", "figures", "checkpoints")
+RUN_OUTPUTS = ("config.json", "metrics.json", "trajectory.npz", "figures", "checkpoints", "adapter")
 
 
 def _resolve_config(path_str: str) -> Path:
@@ -313,10 +313,11 @@ def _parser() -> argparse.ArgumentParser:
     p_list = sub.add_parser("list", help="list the experiment configs")
     p_list.add_argument("--configs", default=str(ROOT / "configs"), help="folder of configs (default: the repository's)")
     p_bench = sub.add_parser("bench", help="benchmarks")
-    p_bench.add_argument("what", choices=["dynamics", "recovery", "train"],
+    p_bench.add_argument("what", choices=["dynamics", "recovery", "train", "forward"],
                          help="dynamics: runner vs loop vs matmul floor, seeds, tracking; recovery: runner vs the "
                               "papers' fori_loop pattern on deep matrix completion (float64); train: minibatch "
-                              "runner vs the canonical Flax loop on an MLP and a CNN, vmapped vs sequential seeds")
+                              "runner vs the canonical Flax loop on an MLP and a CNN, vmapped vs sequential seeds; forward: "
+                              "a bound MLP's gradient with W materialized vs intercepted Dense layers")
     p_bench.add_argument("--sizes", default="100,1000", help="comma-separated d values")
     p_bench.add_argument("--steps", type=int, default=500)
     p_bench.add_argument("--seeds", type=int, default=64)
@@ -326,7 +327,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _bench(args) -> None:
-    from lrjax.bench import bench_dynamics, bench_recovery, bench_train
+    from lrjax.bench import bench_dynamics, bench_forward, bench_recovery, bench_train
     try:
         sizes = [int(s) for s in args.sizes.split(",")]
     except ValueError:
@@ -336,6 +337,8 @@ def _bench(args) -> None:
                           f"{args.steps}, {args.seeds}")
     if args.what == "dynamics":
         bench_dynamics(sizes, steps=args.steps, seeds=args.seeds, precision=args.precision, out=args.out)
+    elif args.what == "forward":
+        bench_forward(out=args.out)
     elif args.what == "train":
         bench_train(steps=args.steps, seeds=min(args.seeds, 16) if args.seeds else 0, out=args.out)
     else:
