@@ -1,7 +1,7 @@
 """Evolution of the SVD of a deep linear network on 1/2 ||X W - Y||_F^2, low-rank vs wide (full-rank)
 targets, plain GD vs momentum: singular values and the angles of their vectors against the initial ones.
 
-    lrjax run configs/svd_evolution.py           # CPU: about a minute
+    lrjax run configs/svd_evolution.py           # CPU: about 10 s
     lrjax run configs/svd_evolution.py:quick
 """
 import ml_collections
@@ -18,8 +18,8 @@ def get_config(arg=None):
     c.optimizers = ("gd", "momentum")
     c.eps = 0.3                      # init scale of each factor
     c.lr = 2e-3
-    c.steps = 6000
-    c.record_every = 20
+    c.steps = 600
+    c.record_every = 5
     c.top = 6
     c.seed = 0
     if arg == "quick":

@@ -64,6 +64,7 @@ def plot(rows, curves, config, path):
         acc = rows[str(d)]["test_accuracy"]
         a.scatter([d] * len(acc), acc, s=12, c="gray")
     a.plot(depths, [rows[str(d)]["test_accuracy_median"] for d in depths], "o-")
+    a.set_xticks(depths)
     a.set_xlabel("depth L of every kernel")
     a.set_ylabel("final test accuracy")
     a.set_title(f"{config.dataset}, MLP {tuple(config.widths)}, {config.seeds} seeds")
@@ -75,6 +76,7 @@ def plot(rows, curves, config, path):
     names = list(rows[str(depths[0])]["effective_rank_of_collapsed_kernels"])
     for name in names:
         c.plot(depths, [rows[str(d)]["effective_rank_of_collapsed_kernels"][name] for d in depths], "o-", label=name)
+    c.set_xticks(depths)
     c.set_xlabel("depth L")
     c.set_title("effective rank of the collapsed kernels")
     c.legend(fontsize=8)

@@ -163,3 +163,22 @@ def test_nnx_model_with_dropout_trains_in_the_runner_and_resumes(tmp_path):
     resumed = dynamics.run(loss, bound, tx, 40, workdir=tmp_path, **kw)  # typed keys round-trip the checkpoint
     assert resumed.resumed_from == 20
     np.testing.assert_array_equal(resumed.scalars["loss"], straight.scalars["loss"])
+
+
+def test_batchnorm_statistics_pass_through_untouched():
+    class BN(nn.Module):
+        @nn.compact
+        def __call__(self, x, train: bool = False):
+            return nn.Dense(2)(nn.BatchNorm(use_running_average=not train)(nn.Dense(6)(x)))
+
+    model = BN()
+    variables = model.init(jax.random.key(0), X)
+    variables = {**variables, "batch_stats": jax.tree.map(lambda a: a + 0.3, variables["batch_stats"])}
+    bound = lb.bind(variables, [(".*kernel", "lora(2)"), (".*", "frozen()")], key=1)
+    merged = lb.materialize(bound)
+    for a, b in zip(jax.tree.leaves(merged["batch_stats"]), jax.tree.leaves(variables["batch_stats"])):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(model.apply(merged, X), model.apply(variables, X))
+    roles = lb.roles(bound)
+    assert all(r == "frozen" for name, _ in bound.params if name.startswith("batch_stats")
+               for r in jax.tree.leaves(roles.theta[name]))

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.py") if not p.name.startswith("_") and p.name != "common.py")
 DEEP_MF = str(ROOT / "configs/deep_mf.py")
 THEOREM = str(ROOT / "configs/invariant_subspace.py")
+TRAIN = str(ROOT / "configs/train_classifier.py")
 
 
 def _all_close(values, rtol):
@@ -125,6 +126,11 @@ BAD_INPUTS = [
     (f"{DEEP_MF}:fast", [], "get_config('fast') failed: ValueError: unknown config argument 'fast'"),
     (str(ROOT / "configs/nope.py"), [], "config file"),
     (DEEP_MF, ["--import", "no_such_module_xyz"], "--import 'no_such_module_xyz' failed: ModuleNotFoundError"),
+    (f"{TRAIN}:quick", ["--set", "rules=.*kernel=lowrank(500)"], "lowrank: rank=500 exceeds min(shape)=32"),
+    (f"{TRAIN}:quick", ["--set", "rules=.*kernel"], "binding rule '.*kernel' is not of the form regex=spec"),
+    (f"{TRAIN}:quick", ["--set", "dataset=cifar10"], "config key 'dataset' must be one of 'digits', 'fashion_mnist', 'mnist5k'"),
+    (f"{TRAIN}:quick", ["--set", "batch_size=5000"], "batch_size must be <= the number of training examples"),
+    (f"{TRAIN}:quick", ["--set", "optimizer=rmsprop"], "config key 'optimizer' must be one of"),
 ]
 
 
@@ -294,3 +300,12 @@ def test_installed_without_the_repository_says_so(tmp_path, monkeypatch):
     monkeypatch.setattr(cli, "ROOT", tmp_path)
     with pytest.raises(cli.ConfigError, match="installed without its repository .*pip install -e"):
         cli.experiment_module("deep_mf")
+
+
+def test_missing_dataset_fails_before_work_naming_the_install_command(tmp_path, capsys, monkeypatch):
+    from lrjax import data
+    monkeypatch.setattr(data.datasets, "FASHION_SYSTEM_DIR", tmp_path / "nowhere")
+    monkeypatch.setenv("LRJAX_DATA", str(tmp_path / "empty"))
+    code, err = _bad(capsys, [f"{TRAIN}:quick", "--set", "dataset=fashion_mnist"], tmp_path / "w")
+    assert code == 2 and err.count("\n") == 1 and "install it with: apt-get install dataset-fashion-mnist" in err, err
+    assert not (tmp_path / "w").exists()
