@@ -26,7 +26,7 @@ data: $(STAMP)
 	else \
 	  echo "fashion_mnist: run 'sudo apt-get install dataset-fashion-mnist' (needs a Debian/Ubuntu machine)"; \
 	fi
-	$(VENV)/bin/python -c "from lrjax import data; [print(n, data.load(n, 'all')[0].shape) for n in data.available()]"
+	$(VENV)/bin/python -m lrjax.data
 
 demo: $(STAMP)
 	$(VENV)/bin/lrjax run configs/invariant_subspace.py

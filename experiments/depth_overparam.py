@@ -15,19 +15,14 @@ import numpy as np
 
 from lrjax import analysis, classifier, data, models
 from lrjax.runs import figure_path, pyplot, save_figure
-from lrjax.schema import Choice, Float, Int, Rule, Schema, Seq
+from lrjax.schema import Choice, Float, Int, Schema, Seq
 
 SCHEMA = Schema(
-    dataset=Choice(*data.available()), widths=Seq(Int(min=1)), depths=Seq(Int(min=1, max=8)),
+    dataset=Choice(*data.available()), widths=Seq(Int(min=1)), depths=Seq(Int(min=1, max=8), distinct=True),
     scale=Float(gt=0), optimizer=Choice(*classifier.OPTIMIZERS), lr=Float(gt=0), batch_size=Int(min=1),
     steps=Int(min=1, resume="grow"), seeds=Int(min=1), eval_every=Int(min=1), train_size=Int(min=0),
     seed=Int(min=0), checkpoint_every=Int(min=0, resume="any"),
-    checks=[Rule(("eval_every", "steps"), lambda e, s: e <= s, "eval_every must be <= steps"),
-            Rule(("dataset",), lambda d: bool(data.locate(d)), "the dataset must be installed"),
-            Rule(("train_size", "dataset"), lambda n, d: n <= data.TRAIN_SIZES[d],
-                 "train_size must be <= the dataset's training split (0: all of it)"),
-            Rule(("batch_size", "train_size", "dataset"), lambda b, n, d: b <= (n or data.TRAIN_SIZES[d]),
-                 "batch_size must be <= the number of training examples")],
+    checks=classifier.data_checks(),
 )
 
 

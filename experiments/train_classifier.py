@@ -31,6 +31,7 @@ def check_binding(model_name, widths, act, dataset, rules) -> bool:
     side = 8 if dataset == "digits" else 28
     model = models.make(model_name, widths, classes=10, act=act)
     params = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, side, side, 1)))["params"])
+    classifier.check_rules_match(rules, [binding.path_to_str(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]])
     jax.eval_shape(lambda p: binding.bind(p, classifier.with_dense_default(rules), key=0).theta, params)
     return True
 
@@ -41,11 +42,7 @@ SCHEMA = Schema(
     optimizer=Choice(*classifier.OPTIMIZERS), lr=Float(gt=0), batch_size=Int(min=1),
     steps=Int(min=1, resume="grow"), seeds=Int(min=1), eval_every=Int(min=1), train_size=Int(min=0),
     seed=Int(min=0), checkpoint_every=Int(min=0, resume="any"),
-    checks=[Rule(("eval_every", "steps"), lambda e, s: e <= s, "eval_every must be <= steps"),
-            Rule(("train_size", "dataset"), lambda n, d: n <= data.TRAIN_SIZES[d],
-                 "train_size must be <= the dataset's training split (0: all of it)"),
-            Rule(("batch_size", "train_size", "dataset"), lambda b, n, d: b <= (n or data.TRAIN_SIZES[d]),
-                 "batch_size must be <= the number of training examples"),
+    checks=[*classifier.data_checks(),
             Rule(("model", "widths", "act", "dataset", "rules"), check_binding, "the binding rules do not fit")],
 )
 

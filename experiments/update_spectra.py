@@ -14,22 +14,17 @@ import numpy as np
 
 from lrjax import classifier, data, models
 from lrjax.runs import figure_path, pyplot, save_figure
-from lrjax.schema import Choice, Float, Int, Rule, Schema, Seq
+from lrjax.schema import Choice, Float, Int, Schema, Seq
 
 NETWORKS = ("linear", "mlp", "cnn")
 
 SCHEMA = Schema(
-    dataset=Choice(*data.available()), networks=Seq(Choice(*NETWORKS)), mlp_widths=Seq(Int(min=1)),
+    dataset=Choice(*data.available()), networks=Seq(Choice(*NETWORKS), distinct=True), mlp_widths=Seq(Int(min=1)),
     cnn_widths=Seq(Int(min=1), min_len=2), optimizer=Choice(*classifier.OPTIMIZERS),
     lrs=Seq(Float(gt=0), length=lambda c: len(c.networks)), batch_size=Int(min=1), steps=Int(min=1, resume="grow"),
     seeds=Int(min=1), eval_every=Int(min=1), train_size=Int(min=0), seed=Int(min=0),
     checkpoint_every=Int(min=0, resume="any"),
-    checks=[Rule(("eval_every", "steps"), lambda e, s: e <= s, "eval_every must be <= steps"),
-            Rule(("dataset",), lambda d: bool(data.locate(d)), "the dataset must be installed"),
-            Rule(("train_size", "dataset"), lambda n, d: n <= data.TRAIN_SIZES[d],
-                 "train_size must be <= the dataset's training split (0: all of it)"),
-            Rule(("batch_size", "train_size", "dataset"), lambda b, n, d: b <= (n or data.TRAIN_SIZES[d]),
-                 "batch_size must be <= the number of training examples")],
+    checks=classifier.data_checks(),
 )
 
 

@@ -2,8 +2,8 @@
 minibatches, evaluation and update spectra every ``eval_every`` steps.
 
 ``train(model, rules, data, ...)`` binds every parameter by ``rules`` (first match wins; leaves no rule
-covers train densely), draws seed ``s``'s model init, binding init and data order from
-``fold_in(key(seed), s)``, and minimizes the ``loss`` (``"cross_entropy"``, or ``"mse"`` against one-hot
+covers train densely), draws seed ``s``'s model init, binding init and run key (data order, step keys)
+from ``fold_in(fold_in(key(seed), s), i)`` for ``i = 0, 1, 2``, and minimizes the ``loss`` (``"cross_entropy"``, or ``"mse"`` against one-hot
 targets: a deep linear network's regression loss) with the runner's minibatch mode. Recorded every
 ``eval_every`` steps: test loss and accuracy, and the singular values of every kernel's update
 ``W(t) - W(0)`` (kernels as materialized, so a deep factorization is collapsed to one matrix; conv kernels
@@ -40,6 +40,29 @@ def with_dense_default(rules) -> list[tuple[str, str]]:
     """``rules`` (a ``"regex=spec; ..."`` string or pairs) followed by ``(".*", "dense()")``."""
     pairs = binding.parse_rules(rules) if isinstance(rules, str) else list(rules)
     return pairs + [(".*", "dense()")]
+
+
+def check_rules_match(rules, paths) -> None:
+    """``ValueError`` unless every rule of ``rules`` (a ``"regex=spec; ..."`` string) matches some path
+    (a regex must match a whole path: ``.*kernel``, not ``kernel``)."""
+    import re
+    for pattern, spec in binding.parse_rules(rules):
+        if not any(re.fullmatch(pattern, p) for p in paths):
+            raise ValueError(f"binding rule {pattern!r}={spec!r} matches no parameter (a regex must match a whole "
+                             f"path; paths: {', '.join(sorted(paths))})")
+
+
+def data_checks():
+    """The schema rules every experiment training on ``lrjax.data`` needs: keys ``dataset``,
+    ``train_size``, ``batch_size``, ``eval_every``, ``steps``."""
+    from lrjax import data
+    from lrjax.schema import Rule
+    return [Rule(("eval_every", "steps"), lambda e, s: e <= s, "eval_every must be <= steps"),
+            Rule(("dataset",), lambda d: bool(data.locate(d)), "the dataset must be installed"),
+            Rule(("train_size", "dataset"), lambda n, d: n <= data.TRAIN_SIZES[d],
+                 "train_size must be <= the dataset's training split (0: all of it)"),
+            Rule(("batch_size", "train_size", "dataset"), lambda b, n, d: b <= (n or data.TRAIN_SIZES[d]),
+                 "batch_size must be <= the number of training examples")]
 
 
 def kernels(bound) -> dict:
@@ -92,9 +115,8 @@ def train(model, rules, data: dict, *, optimizer_name: str = "adam", lr: float =
     pairs = with_dense_default(rules)
 
     def init(k):
-        k_model, k_bind = jax.random.split(k)
-        params = model.init(k_model, data["train"]["x"][:1])["params"]
-        return binding.bind(params, pairs, key=k_bind)
+        params = model.init(jax.random.fold_in(k, 0), data["train"]["x"][:1])["params"]
+        return binding.bind(params, pairs, key=jax.random.fold_in(k, 1))
 
     bounds = jax.vmap(init)(keys)
     members = "vmap"
@@ -118,7 +140,7 @@ def train(model, rules, data: dict, *, optimizer_name: str = "adam", lr: float =
 
     recorders = {"test": dynamics.with_data(test), "update_sv": analysis.UpdateSpectra(kernels)}
     res = dynamics.run(objective, bounds, tx, steps, data=data, batches=dynamics.Minibatches(batch_size),
-                       batched=True, key=jax.random.key(seed), record_every=eval_every,
+                       batched=True, key=jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys), record_every=eval_every,
                        chunk_size=eval_every * max(1, 500 // eval_every), recorders=recorders,
                        workdir=None if workdir is None else Path(workdir), checkpoint_every=checkpoint_every,
                        fingerprint=fingerprint, desc=desc, unroll=unroll, members=members)

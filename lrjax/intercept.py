@@ -10,6 +10,7 @@ order). ``lrjax bench forward`` measures both.
 """
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
@@ -24,10 +25,30 @@ def cheaper_apply(p: Parameterization) -> bool:
     return not isinstance(p, MATERIALIZED)
 
 
+def dense_kernels(model: nn.Module, params, *args, method=None, **kwargs) -> set[str]:
+    """Paths (``"Dense_0/kernel"``) of the kernels of the ``nn.Dense`` layers ``model.apply`` calls,
+    found by an abstract trace (``jax.eval_shape``: nothing is computed)."""
+    found = set()
+
+    def record(next_fun, call_args, call_kwargs, context):
+        if isinstance(context.module, nn.Dense) and context.method_name == "__call__":
+            found.add("/".join(context.module.path) + "/kernel")
+        return next_fun(*call_args, **call_kwargs)
+
+    def traced(p):
+        with nn.intercept_methods(record):
+            return model.apply({"params": p}, *args, method=method, **kwargs)
+
+    jax.eval_shape(traced, params)
+    return found
+
+
 def apply(model: nn.Module, bound: binding.Bound, *args, method=None, **kwargs):
     """``model.apply`` on a bound parameter tree, Dense layers applied through their parameterization."""
     kinds = dict(bound.params)
-    intercepted = {name for name, p in bound.params if name.endswith("/kernel") and cheaper_apply(p)}
+    full = jax.eval_shape(binding.materialize, bound)
+    intercepted = {name for name in dense_kernels(model, full, *args, method=method, **kwargs)
+                   if name in kinds and cheaper_apply(kinds[name])}
     leaves = [jnp.zeros(()) if name in intercepted else p.materialize(bound.theta[name]) for name, p in bound.params]
     params = bound.treedef.unflatten(leaves)  # placeholders where kernels are never read
 

@@ -180,6 +180,7 @@ class Seq(Field):
     min_len: int = 1
     max_len: int | None = None
     length: Callable[[Any], int] | None = None
+    distinct: bool = False
 
     def describe(self):
         return f"a tuple whose entries are each {self.item.describe()}"
@@ -194,6 +195,8 @@ class Seq(Field):
             raise ValueError(f"must have at least {self.min_len} entries, got {value!r}")
         if self.max_len is not None and len(value) > self.max_len:
             raise ValueError(f"must have at most {self.max_len} entries, got {value!r}")
+        if self.distinct and len(set(value)) != len(value):
+            raise ValueError(f"must not repeat an entry, got {value!r}")
         out = []
         for i, v in enumerate(value):
             try:

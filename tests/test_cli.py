@@ -131,6 +131,9 @@ BAD_INPUTS = [
     (f"{TRAIN}:quick", ["--set", "dataset=cifar10"], "config key 'dataset' must be one of 'digits', 'fashion_mnist', 'mnist5k'"),
     (f"{TRAIN}:quick", ["--set", "batch_size=5000"], "batch_size must be <= the number of training examples"),
     (f"{TRAIN}:quick", ["--set", "optimizer=rmsprop"], "config key 'optimizer' must be one of"),
+    (f"{TRAIN}:quick", ["--set", "rules=kernel=lora(8)"], "binding rule 'kernel'='lora(8)' matches no parameter"),
+    (f"{ROOT / 'configs/update_spectra.py'}:quick", ["--set", "networks=('mlp', 'mlp')", "--set", "lrs=(0.1, 0.2)"],
+     "config key 'networks' must not repeat an entry"),
 ]
 
 

@@ -37,3 +37,17 @@ def test_intercepted_forward_and_gradient_equal_materialized(spec):
     for a, b in zip(jax.tree.leaves(jax.grad(cheap)(bound)), jax.tree.leaves(jax.grad(full)(bound))):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     assert intercept.cheaper_apply(bound.param("Dense_0/kernel")) == (spec not in ("subspace(4)", "dense()"))
+
+
+def test_kernels_of_other_layers_are_materialized():
+    class General(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dense(2)(nn.DenseGeneral(4, name="gen")(x))
+
+    model = General()
+    x = jnp.ones((3, 5))
+    bound = binding.bind(model.init(jax.random.key(0), x)["params"], [(".*kernel", "lora(2)"), (".*", "dense()")])
+    assert intercept.dense_kernels(model, binding.materialize(bound), x) == {"Dense_0/kernel"}
+    np.testing.assert_allclose(intercept.apply(model, bound, x),
+                               model.apply({"params": binding.materialize(bound)}, x), rtol=1e-6)

@@ -142,3 +142,14 @@ def test_members_in_turn_match_vmapped_members():
     np.testing.assert_allclose(in_turn.records["w"], vmapped.records["w"], rtol=1e-12)
     with pytest.raises(ValueError, match="members must be"):
         dynamics.Runner(loss, TX, members="pmap")
+
+
+def test_members_in_turn_with_per_member_data():
+    thetas = jax.tree.map(lambda x: jnp.stack([x, x + 1]), THETA)
+    data = {"train": jax.tree.map(lambda a: jnp.stack([a, a[::-1]]), DATA["train"])}
+    kw = dict(data=data, batches=SPEC, batched=True, data_batched=True, key=1)
+    vmapped = dynamics.run(loss, thetas, TX, 8, **kw)
+    in_turn = dynamics.run(loss, thetas, TX, 8, members="loop", **kw)
+    np.testing.assert_allclose(in_turn.scalars["loss"], vmapped.scalars["loss"], rtol=1e-12)
+    with pytest.raises(ValueError, match="needs batched=True"):
+        dynamics.Runner(loss, TX, members="loop")

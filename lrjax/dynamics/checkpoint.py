@@ -51,13 +51,13 @@ def _is_key(x) -> bool:
     return isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
-def _raw(x) -> np.ndarray:
+def host_array(x) -> np.ndarray:
     """A state leaf as it is stored: a numpy array (PRNG key arrays as their raw key data)."""
     return np.asarray(jax.device_get(jax.random.key_data(x) if _is_key(x) else x))
 
 
 def _cooked(raw: np.ndarray, template):
-    """The inverse of ``_raw`` for a leaf shaped like ``template``."""
+    """The inverse of ``host_array`` for a leaf shaped like ``template``."""
     return jax.random.wrap_key_data(raw, impl=jax.random.key_impl(template)) if _is_key(template) else raw
 
 
@@ -102,7 +102,7 @@ class Checkpointer:
         with open(tmp, "wb") as f:
             np.savez(f, **trajectory)
         os.replace(tmp, self.directory / f"trajectory_{step}.npz")
-        leaves = [_raw(x) for x in jax.tree.leaves(state)]
+        leaves = [host_array(x) for x in jax.tree.leaves(state)]
         self.manager.save(step, args=ocp.args.StandardSave({"leaves": leaves}), force=True)
         self.manager.wait_until_finished()
         sums = {str(p.relative_to(self.directory)): _sha256(p) for p in self._files(step)}
@@ -147,7 +147,7 @@ class Checkpointer:
         if not steps:
             return None
         leaves, treedef = jax.tree.flatten(template)
-        abstract = {"leaves": [jax.ShapeDtypeStruct(np.shape(r), r.dtype) for r in map(_raw, leaves)]}
+        abstract = {"leaves": [jax.ShapeDtypeStruct(np.shape(r), r.dtype) for r in map(host_array, leaves)]}
         problems = []
         for step in steps:
             problem = self.verify(step)

@@ -51,7 +51,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from lrjax.dynamics import minibatch
-from lrjax.dynamics.checkpoint import Checkpointer
+from lrjax.dynamics.checkpoint import Checkpointer, host_array
 from lrjax.runs import to_jsonable, write_json
 
 
@@ -215,13 +215,6 @@ def _batch_size(tree, name: str, batch: int | None) -> int:
     return size
 
 
-def _host(x) -> np.ndarray:
-    """A leaf as a numpy array (PRNG key arrays as their raw key data)."""
-    if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-        x = jax.random.key_data(x)
-    return np.ascontiguousarray(np.asarray(jax.device_get(x)))
-
-
 def _dtype(x) -> str:
     return str(getattr(x, "dtype", type(x).__name__))
 
@@ -231,7 +224,7 @@ def describe(tree) -> dict:
     leaves, treedef = jax.tree.flatten(tree)
     digest = hashlib.sha256()
     for leaf in leaves:
-        a = _host(leaf)
+        a = np.ascontiguousarray(host_array(leaf))
         digest.update(f"{a.dtype}{a.shape}".encode())
         digest.update(a.tobytes())
     return {"structure": str(treedef), "leaves": [[list(np.shape(x)), _dtype(x)] for x in leaves],
@@ -349,6 +342,8 @@ class Runner:
         _check_int("chunk_size", chunk_size, 1)
         if members not in ("vmap", "loop"):
             raise ValueError(f"members must be 'vmap' or 'loop', got {members!r}")
+        if members == "loop" and not batched:
+            raise ValueError("members='loop' runs the members of a batch in turn: it needs batched=True")
         self.members = members
         if unroll is not None:
             _check_int("unroll", unroll, 1)

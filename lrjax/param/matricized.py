@@ -6,7 +6,10 @@ filter ``o`` flattened (row-major, so row ``(i * kw + j) * in + c`` is tap ``(i,
 ``c``): the map from an input patch to the output channels. ``lora(r)`` on it is a rank-``r`` update of
 that patch-to-channel map (as PEFT's Conv LoRA with a ``kh x kw`` first factor), ``lowrank(r)`` bounds the
 rank of the patch map, ``deep(L)`` factors it. ``bind`` wraps matrix-only families this way for every
-kernel with more than two dimensions; theta is the inner family's theta of the matrix.
+kernel with more than two dimensions; theta is the inner family's theta of the matrix. The split is
+always "last axis = outputs" (Flax's convention for ``Conv``); a ``DenseGeneral`` kernel with several
+output axes (attention ``(in, heads, head_dim)``) would be cut at the wrong place: bind such kernels
+through a family of your own, or reshape them yourself.
 """
 from __future__ import annotations
 

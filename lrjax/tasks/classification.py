@@ -25,6 +25,8 @@ def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 def evaluate(apply: Callable, params, x: jax.Array, y: jax.Array, chunk: int = 1000) -> dict:
     """``{"loss": mean cross-entropy, "accuracy": ...}`` of ``apply(params, x)`` over the whole set."""
     n = x.shape[0]
+    if n == 0:
+        raise ValueError("evaluate: the set is empty")
     chunk = min(chunk, n)
     full = (n // chunk) * chunk
 
