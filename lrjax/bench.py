@@ -38,6 +38,13 @@ from lrjax.runs import write_json
 ETA = 1e-3
 
 
+def _environment() -> dict:
+    """What a benchmark's JSON records about where it ran: device kind, platform, jax version, date."""
+    device = jax.devices()[0]
+    return {"device": device.device_kind, "platform": device.platform, "jax": jax.__version__,
+            "date": time.strftime("%Y-%m-%d")}
+
+
 def _time(fn, repeats: int = 3) -> float:
     """Best wall time of ``fn()`` over ``repeats`` calls (``fn`` blocks until done)."""
     best = float("inf")
@@ -181,8 +188,7 @@ def bench_dynamics(sizes, steps: int = 500, seeds: int = 64, precision: str = "h
               f"{r['svd_every_step_ms']:>8.3f} "
               f"{r['svd_every_step_ms'] / r['runner_ms']:>8.1f} {r['track_flops_x']:>9.3f} {r['topk_flops_x']:>10.3f}")
     if out:
-        write_json(out, {"device": device.device_kind, "platform": device.platform, "jax": jax.__version__,
-                         "precision": precision, "date": time.strftime("%Y-%m-%d"), "rows": rows})
+        write_json(out, {**_environment(), "precision": precision, "rows": rows})
     return rows
 
 
@@ -214,8 +220,7 @@ def bench_recovery(sizes, steps: int = 1000, task: str = "completion", repeats: 
     for r in rows:
         print(f"{r['d']:>5} {r['steps']:>6} {r['runner_ms']:>9.3f} {r['authors_ms']:>10.3f} {r['authors_over_runner']:>13.3f}")
     if out:
-        write_json(out, {"device": device.device_kind, "platform": device.platform, "jax": jax.__version__,
-                         "task": task, "date": time.strftime("%Y-%m-%d"), "rows": rows})
+        write_json(out, {**_environment(), "task": task, "rows": rows})
     return rows
 
 
@@ -318,8 +323,7 @@ def bench_train(steps: int = 300, seeds: int = 16, out=None) -> list[dict]:
         print(f"{r['model']:<22} {r['steps']:>5} {r['runner_ms']:>9.3f} {r['loop_ms']:>8.3f} "
               f"{r['loop_over_runner']:>10.2f} {seeds_cols}")
     if out:
-        write_json(out, {"device": device.device_kind, "platform": device.platform, "jax": jax.__version__,
-                         "date": time.strftime("%Y-%m-%d"), "rows": rows})
+        write_json(out, {**_environment(), "rows": rows})
     return rows
 
 
@@ -358,6 +362,113 @@ def bench_forward(specs=("lora(8)", "deep_lora(3, scale=1e-3)", "deep(3, scale=1
     for r in rows:
         print(f"{r['spec']:<26} {r['materialize_ms']:>14.3f} {r['intercept_ms']:>12.3f} {r['speedup_x']:>6.2f}x")
     if out:
-        write_json(out, {"device": device.device_kind, "platform": device.platform, "jax": jax.__version__,
-                         "date": time.strftime("%Y-%m-%d"), "rows": rows})
+        write_json(out, {**_environment(), "rows": rows})
     return rows
+
+
+def _subspace_step(model, x, y, weights, state, abstract: bool = False):
+    """A jitted Adam step of the subspace-trained (``weights``: a ``GlobalSubspace``, ``state`` its state) or
+    directly trained (``weights=None``, ``state`` the parameters) model on one batch. Returns ``(step,
+    trained, opt_state, fixed)``, ``step(trained, opt_state, fixed) -> (trained, opt_state, loss)``: the
+    trainable leaves and their Adam state (donated), the rest of the state passed along. ``abstract``: the
+    state is shapes only (``jax.eval_shape``), for compiling without allocating."""
+    roles = jax.tree.map(lambda _: param.TRAINABLE, state) if weights is None else weights.roles(state)
+    leaves, treedef = jax.tree.flatten(state)
+    mask = [r == param.TRAINABLE for r in jax.tree.leaves(roles)]
+    trained = [l for l, m in zip(leaves, mask) if m]
+    fixed = [l for l, m in zip(leaves, mask) if not m]
+    materialize = (lambda s: s) if weights is None else weights.materialize
+    tx = optax.adam(1e-3 if weights is None else 1e-2)
+
+    def merge(t, f):
+        t, f = iter(t), iter(f)
+        return treedef.unflatten([next(t) if m else next(f) for m in mask])
+
+    def step(t, opt, f):
+        def loss(t):
+            return tasks.cross_entropy(model.apply({"params": materialize(merge(t, f))}, x), y)
+        value, g = jax.value_and_grad(loss)(t)
+        u, opt = tx.update(g, opt, t)
+        return optax.apply_updates(t, u), opt, value
+
+    if not abstract:
+        trained = [jnp.array(l) for l in trained]                 # copies: the step donates them
+    opt = jax.eval_shape(tx.init, trained) if abstract else tx.init(trained)
+    return jax.jit(step, donate_argnums=(0, 1)), trained, opt, fixed
+
+
+def _footprint(step, *args) -> int:
+    """Bytes XLA plans for one compiled call: arguments + outputs + temporaries (donated buffers counted once)."""
+    m = step.lower(*args).compile().memory_analysis()
+    return int(m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes + m.temp_size_in_bytes)
+
+
+def bench_intrinsic(dim: int = 1000, steps: int = 50, repeats: int = 5, batch: int = 128,
+                    scaling_dims=(1000, 10_000, 100_000), out=None) -> dict:
+    """Subspace training (``intrinsic.GlobalSubspace``) of the 784-200-200-10 MLP (``D = 199,210``) against
+    direct training of it, one Adam step on a batch of ``batch``: ms per step, each case timed in turn
+    ``repeats`` times (median), and the memory XLA plans for the step (``_footprint``). Cases: Fastfood and
+    sparse (structure kept), dense with ``P`` regenerated every step (the default: nothing of ``D x d``
+    kept) and dense with ``P`` kept (Li et al.'s way, ``4 D d`` bytes). Then the planned memory of dense
+    (``P`` kept) and Fastfood steps at each of ``scaling_dims``, compiled from shapes only, against this
+    machine's memory: where dense stops being possible and Fastfood continues."""
+    import os
+
+    from lrjax import intrinsic, models
+
+    model = models.MLP((200, 200))
+    x = jnp.asarray(np.random.default_rng(0).random((batch, 28, 28, 1), np.float32))
+    y = jnp.asarray(np.arange(batch) % 10, jnp.int32)
+    params = model.init(jax.random.key(0), x[:1])["params"]
+    D = intrinsic.num_float_params(params)
+    cases = {"direct": None, "fastfood": intrinsic.GlobalSubspace(dim, "fastfood"),
+             "sparse": intrinsic.GlobalSubspace(dim, "sparse"),
+             "dense (P regenerated)": intrinsic.GlobalSubspace(dim, "dense"),
+             "dense (P kept)": intrinsic.GlobalSubspace(dim, "dense", cache=True)}
+    runs = {}
+    for name, weights in cases.items():
+        state = params if weights is None else weights.init(params, jax.random.key(1))
+        step, trained, opt, fixed = _subspace_step(model, x, y, weights, state)
+        footprint = _footprint(step, trained, opt, fixed)
+        trained, opt, loss = step(trained, opt, fixed)                      # compile, warm up
+        jax.block_until_ready(loss)
+        runs[name] = {"step": step, "carry": [trained, opt], "fixed": fixed, "times": [], "footprint": footprint,
+                      "n": 1 if name == "dense (P regenerated)" else steps}
+    for _ in range(repeats):
+        for name, r in runs.items():
+            t0 = time.perf_counter()
+            for _ in range(r["n"]):
+                r["carry"][0], r["carry"][1], loss = r["step"](*r["carry"], r["fixed"])
+            jax.block_until_ready(loss)
+            r["times"].append((time.perf_counter() - t0) / r["n"])
+    direct_ms = 1e3 * float(np.median(runs["direct"]["times"]))
+    rows = [{"case": name, "ms_per_step": 1e3 * float(np.median(r["times"])),
+             "over_direct_x": 1e3 * float(np.median(r["times"])) / direct_ms, "planned_bytes": r["footprint"]}
+            for name, r in runs.items()]
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    scaling = []
+    for d in scaling_dims:
+        row = {"dim": d}
+        for kind in ("dense", "fastfood"):
+            weights = intrinsic.GlobalSubspace(d, kind, cache=True)
+            state = jax.eval_shape(lambda: weights.init(params, jax.random.key(1)))
+            step, trained, opt, fixed = _subspace_step(model, x, y, weights, state, abstract=True)
+            row[f"{kind}_planned_bytes"] = _footprint(step, trained, opt, fixed)
+            row[f"{kind}_fits"] = row[f"{kind}_planned_bytes"] < memory
+        scaling.append(row)
+    device = jax.devices()[0]
+    print(f"device: {device.device_kind} ({device.platform}), jax {jax.__version__}, MLP 784-200-200-10 "
+          f"(D = {D:,}), batch {batch}, Adam, d = {dim}")
+    print(f"{'case':<22} {'ms/step':>9} {'x direct':>8} {'planned MB':>10}")
+    for r in rows:
+        print(f"{r['case']:<22} {r['ms_per_step']:>9.3f} {r['over_direct_x']:>7.2f}x {r['planned_bytes'] / 1e6:>10.1f}")
+    print(f"planned memory of one step against this machine's {memory / 2**30:.1f} GiB:")
+    print(f"{'d':>8} {'dense (P kept) GB':>18} {'fits':>5} {'fastfood GB':>12} {'fits':>5}")
+    for r in scaling:
+        print(f"{r['dim']:>8} {r['dense_planned_bytes'] / 1e9:>18.2f} {str(r['dense_fits']):>5} "
+              f"{r['fastfood_planned_bytes'] / 1e9:>12.3f} {str(r['fastfood_fits']):>5}")
+    result = {**_environment(), "D": D, "dim": dim, "rows": rows, "memory_bytes": memory,
+              "scaling": scaling}
+    if out:
+        write_json(out, result)
+    return result

@@ -2,7 +2,8 @@
 minibatches, evaluation and update spectra every ``eval_every`` steps.
 
 ``train(model, rules, data, ...)`` binds every parameter by ``rules`` (first match wins; leaves no rule
-covers train densely), draws seed ``s``'s model init, binding init and run key (data order, step keys)
+covers train densely; or ``rules`` is a whole-tree parameterization such as ``intrinsic.GlobalSubspace``:
+any object with ``init(params, key)``, ``materialize(state) -> params`` and ``roles(state)``), draws seed ``s``'s model init, binding init and run key (data order, step keys)
 from ``fold_in(fold_in(key(seed), s), i)`` for ``i = 0, 1, 2``, and minimizes the ``loss`` (``"cross_entropy"``, or ``"mse"`` against one-hot
 targets: a deep linear network's regression loss) with the runner's minibatch mode. Recorded every
 ``eval_every`` steps: test loss and accuracy, and the singular values of every kernel's update
@@ -65,9 +66,34 @@ def data_checks():
                  "batch_size must be <= the number of training examples")]
 
 
-def kernels(bound) -> dict:
-    """The materialized kernels of a bound model: ``{path: W}``."""
-    return {name: p.materialize(bound.theta[name]) for name, p in bound.params if name.endswith("kernel")}
+@dataclasses.dataclass(frozen=True)
+class RuleBinding:
+    """Parameters bound leaf by leaf by ``rules`` (``lrjax.binding``), then ``(".*", "dense()")``."""
+
+    rules: tuple
+
+    def init(self, params, key):
+        return binding.bind(params, self.rules, key=key)
+
+    def materialize(self, bound):
+        return binding.materialize(bound)
+
+    def roles(self, bound):
+        return binding.roles(bound)
+
+
+def parameterization(rules):
+    """``rules`` as a whole-tree parameterization: a ``"regex=spec; ..."`` string or pairs become a
+    ``RuleBinding``; an object with ``init``/``materialize``/``roles`` is returned as it is."""
+    if all(hasattr(rules, m) for m in ("init", "materialize", "roles")):
+        return rules
+    return RuleBinding(tuple(with_dense_default(rules)))
+
+
+def kernels_of(params) -> dict:
+    """The kernels of a parameter tree: ``{path: W}`` for every leaf whose path ends in ``kernel``."""
+    return {binding.path_to_str(p): w for p, w in jax.tree_util.tree_flatten_with_path(params)[0]
+            if binding.path_to_str(p).endswith("kernel")}
 
 
 def update_ranks(spectra: dict[str, np.ndarray]) -> dict:
@@ -84,8 +110,9 @@ def update_ranks(spectra: dict[str, np.ndarray]) -> dict:
 @dataclasses.dataclass
 class Training:
     """``result``: the runner's ``Result`` (seed axis first); ``step (T,)``; ``test_accuracy``,
-    ``test_loss``: ``(seeds, T)``; ``update_spectra``: ``{kernel: (seeds, T, k)}``; ``bound``: the final
-    bound model (seed axis first); ``initial``: one seed's bound model at init (for its structure)."""
+    ``test_loss``: ``(seeds, T)``; ``update_spectra``: ``{kernel: (seeds, T, k)}`` (empty when not
+    recorded); ``bound``: the final bound model or state (seed axis first); ``initial``: one seed's at init
+    (for its structure); ``parameterization``: what ``bound`` is materialized with."""
 
     result: Any
     step: np.ndarray
@@ -94,40 +121,43 @@ class Training:
     update_spectra: dict
     bound: Any
     initial: Any
+    parameterization: Any
 
     @property
     def final_kernels(self) -> dict:
         """The collapsed kernels at the end, ``{path: (seeds, ...)}``."""
-        return jax.vmap(kernels)(self.bound)
+        return jax.vmap(lambda b: kernels_of(self.parameterization.materialize(b)))(self.bound)
 
 
 def train(model, rules, data: dict, *, optimizer_name: str = "adam", lr: float = 1e-3, batch_size: int = 128,
           steps: int = 1000, seeds: int = 1, eval_every: int = 100, seed: int = 0, loss: str = "cross_entropy",
           workdir=None, checkpoint_every: int = 10, fingerprint=None, desc: str = "train",
-          unroll: int | None | str = "auto") -> Training:
+          unroll: int | None | str = "auto", spectra: bool = True) -> Training:
     """Train ``seeds`` copies of ``model`` (a Flax linen module) bound by ``rules`` (module docstring).
+    ``spectra``: record the update spectra of the kernels every ``eval_every`` steps.
     ``unroll``: ``Runner(unroll=...)``; ``"auto"``: for a model with convolutions on a CPU, 10 steps per
     call and the seeds run in turn (``members="loop"``: XLA:CPU runs convolutions inside while loops and
     vmapped ones several times slower), else compiled loops over vmapped seeds."""
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(seed), s))(jnp.arange(seeds))
-    pairs = with_dense_default(rules)
+    weights = parameterization(rules)
 
     def init(k):
         params = model.init(jax.random.fold_in(k, 0), data["train"]["x"][:1])["params"]
-        return binding.bind(params, pairs, key=jax.random.fold_in(k, 1))
+        return weights.init(params, jax.random.fold_in(k, 1))
 
     bounds = jax.vmap(init)(keys)
     members = "vmap"
     if unroll == "auto":
-        conv_on_cpu = any("Conv" in name for name, _ in bounds.params) and jax.default_backend() == "cpu"
+        paths = kernels_of(jax.eval_shape(lambda b: weights.materialize(b), jax.tree.map(lambda a: a[0], bounds)))
+        conv_on_cpu = any("Conv" in name for name in paths) and jax.default_backend() == "cpu"
         unroll, members = (10, "loop") if conv_on_cpu else (None, "vmap")
     one = jax.tree.map(lambda a: a[0], bounds)
-    tx = optimizer(make_optimizer(optimizer_name, lr), binding.roles(one))
+    tx = optimizer(make_optimizer(optimizer_name, lr), weights.roles(one))
 
     def apply(b, x):
-        return model.apply({"params": binding.materialize(b)}, x)
+        return model.apply({"params": weights.materialize(b)}, x)
 
     def objective(b, batch, key):
         logits = apply(b, batch["x"])
@@ -138,7 +168,9 @@ def train(model, rules, data: dict, *, optimizer_name: str = "adam", lr: float =
     def test(b, d):
         return tasks.evaluate(apply, b, d["test"]["x"], d["test"]["y"])
 
-    recorders = {"test": dynamics.with_data(test), "update_sv": analysis.UpdateSpectra(kernels)}
+    recorders = {"test": dynamics.with_data(test)}
+    if spectra:
+        recorders["update_sv"] = analysis.UpdateSpectra(lambda b: kernels_of(weights.materialize(b)))
     res = dynamics.run(objective, bounds, tx, steps, data=data, batches=dynamics.Minibatches(batch_size),
                        batched=True, key=jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys), record_every=eval_every,
                        chunk_size=eval_every * max(1, 500 // eval_every), recorders=recorders,
@@ -146,4 +178,4 @@ def train(model, rules, data: dict, *, optimizer_name: str = "adam", lr: float =
                        fingerprint=fingerprint, desc=desc, unroll=unroll, members=members)
     spectra = {k.split("/", 1)[1]: v for k, v in res.records.items() if k.startswith("update_sv/")}
     return Training(res, res.records["step"], res.records["test/accuracy"], res.records["test/loss"], spectra,
-                    res.params, one)
+                    res.params, one, weights)

@@ -313,7 +313,7 @@ def _parser() -> argparse.ArgumentParser:
     p_list = sub.add_parser("list", help="list the experiment configs")
     p_list.add_argument("--configs", default=str(ROOT / "configs"), help="folder of configs (default: the repository's)")
     p_bench = sub.add_parser("bench", help="benchmarks")
-    p_bench.add_argument("what", choices=["dynamics", "recovery", "train", "forward"],
+    p_bench.add_argument("what", choices=["dynamics", "recovery", "train", "forward", "intrinsic"],
                          help="dynamics: runner vs loop vs matmul floor, seeds, tracking; recovery: runner vs the "
                               "papers' fori_loop pattern on deep matrix completion (float64); train: minibatch "
                               "runner vs the canonical Flax loop on an MLP and a CNN, vmapped vs sequential seeds; forward: "
@@ -327,7 +327,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _bench(args) -> None:
-    from lrjax.bench import bench_dynamics, bench_forward, bench_recovery, bench_train
+    from lrjax.bench import bench_dynamics, bench_forward, bench_intrinsic, bench_recovery, bench_train
     try:
         sizes = [int(s) for s in args.sizes.split(",")]
     except ValueError:
@@ -339,6 +339,8 @@ def _bench(args) -> None:
         bench_dynamics(sizes, steps=args.steps, seeds=args.seeds, precision=args.precision, out=args.out)
     elif args.what == "forward":
         bench_forward(out=args.out)
+    elif args.what == "intrinsic":
+        bench_intrinsic(out=args.out)
     elif args.what == "train":
         bench_train(steps=args.steps, seeds=min(args.seeds, 16) if args.seeds else 0, out=args.out)
     else:

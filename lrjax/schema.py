@@ -122,6 +122,17 @@ class Str(Field):
 
 
 @dataclasses.dataclass(frozen=True)
+class Bool(Field):
+    """``True`` or ``False`` (never ``0``/``1`` or a string)."""
+
+    def describe(self):
+        return "True or False"
+
+    def accepts(self, value, config):
+        return isinstance(value, bool)
+
+
+@dataclasses.dataclass(frozen=True)
 class _Positional(Field):
     """A field given by positional values: the allowed options, or the alternative fields."""
 

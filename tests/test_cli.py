@@ -52,6 +52,11 @@ QUICK_CHECKS = {
     "svd_evolution": lambda m: all(r["final_loss"] < 0.1 * r["initial_loss"] for k, r in m["runs"].items()
                                    if k.startswith("lowrank")) and m["runs"]["lowrank/gd"]["steps_to_90pct"][0]
     <= m["runs"]["lowrank/gd"]["steps_to_90pct"][1],
+    # subspace training learns with d, the bisection ran between a failing and the passing d, d_int90 is the
+    # smallest d reaching 90% of direct training
+    "intrinsic_dimension": lambda m: m["baseline_accuracy"] > 0.8 and len(m["dims_in_order_run"]) == 4
+    and m["accuracy_by_dim"]["128"] > m["accuracy_by_dim"]["8"] + 0.3 and m["d_int90"] == min(
+        int(d) for d, a in m["accuracy_by_dim"].items() if a >= m["threshold"]) and m["d_int90"] > 8,
     "dlor_training": lambda m: all(a["train_mse_at_300_median"] < 0.2 * m["target_variance"]
                                    for a in m["architectures"].values()),
 }

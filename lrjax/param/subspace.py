@@ -1,11 +1,11 @@
 """Random-subspace weights (intrinsic dimension; Li et al. 2018, arXiv 1804.08838).
 
-``subspace(dim, seed)``: ``W = W0 + reshape(P z)`` with ``W0`` frozen, ``z: (dim,)`` trainable and
-zero at init (so the layer equals ``W0`` at init), and ``P: (size(W), dim)`` a frozen dense Gaussian
-projection with unit-norm columns. ``P`` is regenerated from the static ``seed`` inside ``materialize``
-(never stored, never trained), so theta holds only ``W0`` and ``z``. This is the per-layer form: each
-bound layer gets its own ``z``; Li et al.'s global ``z`` shared by all layers is not implemented yet, nor
-are their sparse and Fastfood projections.
+``subspace(dim, seed, projection="dense")``: ``W = W0 + reshape(P z)`` with ``W0`` frozen, ``z: (dim,)``
+trainable and zero at init (so the layer equals ``W0`` at init), and ``P: (size(W), dim)`` a frozen random
+projection (``param.projection``: ``dense`` Gaussian with unit-norm columns, ``sparse`` or ``fastfood``).
+``P`` is regenerated from the static ``seed`` inside ``materialize`` (never stored, never trained), so theta
+holds only ``W0`` and ``z``. This is the per-layer form: each bound layer gets its own ``z``; Li et al.'s
+global ``z`` shared by all layers of a network is ``lrjax.intrinsic.GlobalSubspace``.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from lrjax.param.base import Adapter, check_positive_int
+from lrjax.param.projection import KINDS, Projection
 from lrjax.param.registry import register
 
 
@@ -26,28 +27,27 @@ class Subspace(Adapter):
 
     dim: int
     seed: int = 0
+    projection: str = "dense"
     any_shape: ClassVar[bool] = True
 
     def __post_init__(self):
         check_positive_int("subspace: dim", self.dim)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"subspace: seed must be a non-negative integer, got {self.seed!r}")
-
-    def projection(self, size: int, dtype) -> jax.Array:
-        """``P: (size, dim)``, Gaussian with unit-norm columns, a pure function of ``seed``."""
-        p = jax.random.normal(jax.random.key(self.seed), (size, self.dim), dtype)
-        return p / jnp.linalg.norm(p, axis=0, keepdims=True)
+        if self.projection not in KINDS:
+            raise ValueError(f"subspace: projection must be one of {KINDS}, got {self.projection!r}")
 
     def init_delta(self, key, shape, dtype):
         return {"z": jnp.zeros((self.dim,), dtype)}
 
     def delta(self, theta):
         shape = theta["base"].shape
-        return (self.projection(math.prod(shape), theta["z"].dtype) @ theta["z"]).reshape(shape)
+        p = Projection(math.prod(shape), self.dim, self.projection)
+        return p.apply(theta["z"], jax.random.key(self.seed)).reshape(shape)
 
 
-def subspace(dim: int, seed: int = 0) -> Subspace:
-    return Subspace(dim=dim, seed=seed)
+def subspace(dim: int, seed: int = 0, projection: str = "dense") -> Subspace:
+    return Subspace(dim=dim, seed=seed, projection=projection)
 
 
 register("subspace", subspace)
