@@ -6,7 +6,8 @@ directly trained network's (the baseline, trained by the same code with every le
 
 ``widths=None`` takes the model's default: the MLP 784-200-200-10 (Li et al.'s FC network, ``D = 199,210``),
 the CNN conv 6, conv 16, dense 120 (3x3 kernels, 2x2 average pooling; LeNet-sized, ``D = 96,350`` on 28x28).
-Each ``d`` (and the baseline) is one program with its ``seeds`` vmapped; every seed draws its own
+Each ``d`` (and the baseline) is one program with its ``seeds`` vmapped (a CNN on a CPU runs them in turn
+inside the program, see ``lrjax.classifier``); every seed draws its own
 ``theta_0`` and ``P``. Metrics: ``baseline_accuracy``, ``accuracy_by_dim`` (``d -> median`` final test
 accuracy), ``accuracy_by_dim_seeds``, ``threshold``, ``d_int90`` (``null`` when no ``d`` reaches it),
 the order the dims were run in, ``D``, and Li et al.'s numbers for comparison.
@@ -52,6 +53,17 @@ def _dims_fit(dims, model_name, widths, dataset, said) -> bool:
     return True
 
 
+DENSE_LIMIT_BYTES = 2 ** 30
+
+
+def _dense_fits(projection, dims, seeds, model_name, widths, dataset) -> bool:
+    """A dense ``P`` (regenerated every step) is ``4 D d`` bytes per seed: refused above ``DENSE_LIMIT_BYTES``."""
+    if projection != "dense":
+        return True
+    D = intrinsic.num_float_params(abstract_params(model_name, widths, dataset))
+    return 4 * D * max(dims) * seeds <= DENSE_LIMIT_BYTES
+
+
 SCHEMA = Schema(
     dataset=Choice(*data.available()), model=Choice("mlp", "cnn"), widths=Seq(Int(min=1), optional=True),
     projection=Choice(*KINDS), dims=Seq(Int(min=1), distinct=True), bisect=Int(min=0), said=Bool(),
@@ -60,7 +72,10 @@ SCHEMA = Schema(
     checkpoint_every=Int(min=0, resume="any"),
     checks=[*classifier.data_checks(),
             Rule(("dims", "model", "widths", "dataset", "said"), _dims_fit,
-                 "every d must be <= the number of parameters D (with said, > the number of tensors)")],
+                 "every d must be <= the number of parameters D (with said, > the number of tensors)"),
+            Rule(("projection", "dims", "seeds", "model", "widths", "dataset"), _dense_fits,
+                 "a dense projection needs 4 D d bytes per seed at every step, over 1 GiB here: use "
+                 "projection=sparse or fastfood, or smaller dims")],
 )
 
 

@@ -175,7 +175,7 @@ def train(model, rules, data: dict, *, optimizer_name: str = "adam", lr: float =
                        batched=True, key=jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys), record_every=eval_every,
                        chunk_size=eval_every * max(1, 500 // eval_every), recorders=recorders,
                        workdir=None if workdir is None else Path(workdir), checkpoint_every=checkpoint_every,
-                       fingerprint=fingerprint, desc=desc, unroll=unroll, members=members)
+                       fingerprint={"parameterization": repr(weights), **(fingerprint or {})}, desc=desc, unroll=unroll, members=members)
     spectra = {k.split("/", 1)[1]: v for k, v in res.records.items() if k.startswith("update_sv/")}
     return Training(res, res.records["step"], res.records["test/accuracy"], res.records["test/loss"], spectra,
                     res.params, one, weights)

@@ -4,10 +4,11 @@ arXiv 1804.08838), and locate ``d_int90``.
 ``GlobalSubspace(dim, projection)``: all ``D`` floating-point parameters of a tree (any Flax ``params`` dict
 or nnx ``State``) move together, ``theta = theta_0 + P z`` with ``z: (dim,)`` zero at init (so the model
 equals ``theta_0`` exactly), ``theta_0`` frozen and ``P: (D, dim)`` a ``param.projection.Projection``
-drawn from a key kept in the state. ``P`` itself is never stored: with ``cache`` (the default for
-``sparse`` and ``fastfood``) the state keeps the projection's random structure, ``O(d sqrt(D))`` resp.
-``O(D)`` frozen scalars; without it (the default for ``dense``, whose structure is ``P``) the structure is
-regenerated from the key at every step (slower: it draws it again). ``said=True`` is Aghajanyan et al.'s SAID (arXiv
+drawn from a key kept in the state. With ``cache`` (the default for ``sparse`` and ``fastfood``) the state
+keeps the projection's random structure as frozen leaves (checkpointed with it): ``O(d sqrt(D))`` scalars
+for ``sparse`` (its nonzeros), ``3 nb n ~ 3 D`` for ``fastfood`` (permutations, their inverses, gains), never
+the ``D x d`` matrix; without it (the default for ``dense``, whose structure is ``P`` itself) only the key is
+kept and the structure is drawn again at every step (Fastfood: ~10x slower per step on CPU). ``said=True`` is Aghajanyan et al.'s SAID (arXiv
 2012.13255): one learned scale per parameter tensor, ``theta_i = theta_0,i + lambda_i (P z)_i``, with
 ``lambda`` (one per tensor, ``m`` of them, starting at 1) taking ``m`` of the ``dim`` trained scalars
 (``z`` has ``dim - m``). The per-layer form (each weight its own ``z``) is ``param.subspace``.
@@ -25,6 +26,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lrjax.param import FROZEN, TRAINABLE
 from lrjax.param.base import check_positive_int
@@ -57,6 +59,9 @@ class GlobalSubspace:
             raise ValueError(f"projection must be one of {KINDS}, got {self.projection!r}")
         if self.cache is None:
             object.__setattr__(self, "cache", self.projection != "dense")
+        for name in ("said", "cache"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"intrinsic dimension: {name} must be True or False, got {getattr(self, name)!r}")
 
     def z_dim(self, params) -> int:
         """Length of ``z``: ``dim``, less one per tensor with SAID."""
@@ -70,8 +75,13 @@ class GlobalSubspace:
 
     def init(self, params, key: jax.Array | int = 0) -> dict:
         """State for ``params`` (kept as the frozen ``theta_0``); ``key`` draws ``P``."""
-        key = jax.random.key(key) if isinstance(key, int) else key
+        key = jax.random.key(int(key)) if isinstance(key, (int, np.integer)) else key
         leaves = _float_leaves(params)
+        if not leaves:
+            raise ValueError("a global subspace needs a parameter tree with floating-point leaves")
+        if self.dim > num_float_params(params):
+            raise ValueError(f"intrinsic dimension: dim={self.dim} exceeds the number of parameters "
+                             f"D={num_float_params(params)}")
         dtype = jnp.result_type(*leaves)
         state = {"z": jnp.zeros((self.z_dim(params),), dtype), "base": params,
                  "key": jax.random.key_data(key)}

@@ -184,7 +184,12 @@ def test_per_layer_subspace_takes_every_projection(kind):
     np.testing.assert_array_equal(p.materialize(theta), jnp.ones((4, 5)))
     z = jnp.arange(6.0)
     w = p.materialize({**theta, "z": z})
-    np.testing.assert_allclose(w.reshape(-1) - 1, Projection(20, 6, kind).matrix(jax.random.key(3)) @ z, atol=1e-5)
+    if kind == "dense":                    # the draw adapters saved before the other projections used
+        m = jax.random.normal(jax.random.key(3), (20, 6), theta["z"].dtype)
+        m = m / jnp.linalg.norm(m, axis=0, keepdims=True)
+    else:
+        m = Projection(20, 6, kind).matrix(jax.random.key(3))
+    np.testing.assert_allclose(w.reshape(-1) - 1, m @ z, atol=1e-5)
 
 
 def test_bench_intrinsic_times_and_plans_memory(capsys):
@@ -208,3 +213,48 @@ def test_intrinsic_dimension_refuses_bad_values_before_work(tmp_path, capsys, ba
     assert cli.main(["run", f"{config}:quick", *overrides, "--workdir", str(tmp_path / "w")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("lrjax: error:") and not (tmp_path / "w").exists()
+
+
+def test_said_scales_each_tensor_by_its_own_lambda(mlp_params):
+    model, x, params = mlp_params
+    sub = intrinsic.GlobalSubspace(10, "fastfood", said=True)
+    state = sub.init(params, jax.random.key(1))
+    z = jax.random.normal(jax.random.key(2), state["z"].shape)
+    lam = jnp.array([0.5, -2.0, 3.0, 0.0])
+    moved = sub.materialize({**state, "z": z, "said": lam})
+    flat = sub.project(params).matrix(jax.random.key(1)) @ z
+    offset = 0
+    for i, (a, b) in enumerate(zip(jax.tree.leaves(moved), jax.tree.leaves(params))):
+        np.testing.assert_allclose(np.ravel(a - b), lam[i] * flat[offset: offset + b.size], atol=1e-5)
+        offset += b.size
+
+
+def test_non_float_leaves_pass_through(mlp_params):
+    _, _, params = mlp_params
+    tree = {"params": params, "count": jnp.array(3, jnp.int32)}
+    sub = intrinsic.GlobalSubspace(5, "sparse")
+    state = sub.init(tree, 0)
+    out = sub.materialize({**state, "z": jnp.ones(5)})
+    assert out["count"] == 3 and out["count"].dtype == jnp.int32
+    assert sub.project(tree).size == intrinsic.num_float_params(params)
+    for bad in [dict(said="no"), dict(cache=1)]:
+        with pytest.raises(ValueError, match="True or False"):
+            intrinsic.GlobalSubspace(5, **bad)
+    with pytest.raises(ValueError, match="exceeds"):
+        intrinsic.GlobalSubspace(10 ** 6).init(params)
+
+
+def test_projection_is_the_same_with_and_without_64_bit_types(tmp_path):
+    """The tests run with 64-bit types on; production runs without: the same P in both."""
+    import subprocess
+    import sys
+    code = ("import jax, numpy as np\n"
+            "from lrjax.param import Projection\n"
+            "np.save(%r, np.stack([np.asarray(Projection(300, 20, k).matrix(jax.random.key(5)), np.float64)"
+            " for k in ('dense', 'sparse', 'fastfood')]))\n")
+    out = tmp_path / "p32.npy"
+    subprocess.run([sys.executable, "-c", code % str(out)], check=True, env={"JAX_ENABLE_X64": "0", "PATH": ""})
+    here = np.stack([np.asarray(Projection(300, 20, k).matrix(jax.random.key(5)), np.float64)
+                     for k in ("dense", "sparse", "fastfood")])
+    assert jax.config.jax_enable_x64
+    np.testing.assert_allclose(np.load(out), here, atol=1e-5)

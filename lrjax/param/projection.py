@@ -18,7 +18,8 @@ first ``d'`` columns of a ``d``-column projection are the ``d'``-column projecti
   four. Every column of a block has norm exactly 1 before the scaling, so ``||P e_j||^2 = nb n / D`` before
   the truncation and ``E ||P e_j||^2 = 1`` after it (Li et al.'s normalisation ``1 / sqrt(D ||g||^2)`` for
   their single block ``n = 2^ceil(log2 D)``). Memory ``O(D)``, time ``O(D log d)``; ``z`` is zero-padded
-  from ``d`` to ``n``.
+  from ``d`` to ``n``. Its gradient is a ``custom_vjp`` (the transpose, gathering by the inverse
+  permutations): reverse mode only (``jax.jvp``/``jacfwd`` through Fastfood are not supported).
 """
 from __future__ import annotations
 
@@ -33,6 +34,11 @@ import numpy as np
 from lrjax.param.base import check_positive_int
 
 KINDS = ("dense", "sparse", "fastfood")
+
+
+def _signs(key, shape, dtype) -> jax.Array:
+    """Random ``+-1`` from int32 draws: the same signs whether or not 64-bit types are enabled."""
+    return (1 - 2 * jax.random.randint(key, shape, 0, 2, jnp.int32)).astype(dtype)
 
 
 def hadamard_matrix(n: int) -> np.ndarray:
@@ -133,7 +139,7 @@ class Projection:
         def draw(kj):
             kr, ks = jax.random.split(kj)
             return (jax.random.randint(kr, (k,), 0, self.size, jnp.int32),
-                    jnp.where(jax.random.bernoulli(ks, 0.5, (k,)), 1.0, -1.0).astype(dtype) / math.sqrt(k))
+                    _signs(ks, (k,), dtype) / math.sqrt(k))
 
         rows, values = self._columns(key, draw)
         return {"rows": rows, "values": values}
@@ -146,7 +152,7 @@ class Projection:
         n = self.block
         nb = -(-self.size // n)
         kb, kp, kg = jax.random.split(key, 3)
-        signs = jnp.where(jax.random.bernoulli(kb, 0.5, (n,)), 1.0, -1.0).astype(dtype)
+        signs = _signs(kb, (n,), dtype)
         perms = jax.vmap(lambda k: jax.random.permutation(k, n))(jax.random.split(kp, nb)).astype(jnp.int32)
         return {"signs": signs, "perms": perms, "inverse_perms": jnp.argsort(perms, axis=1).astype(jnp.int32),
                 "gains": jax.random.normal(kg, (nb, n), jnp.float32).astype(dtype)}

@@ -42,6 +42,9 @@ class Subspace(Adapter):
 
     def delta(self, theta):
         shape = theta["base"].shape
+        if self.projection == "dense":      # the draw of adapters saved before the other projections existed
+            p = jax.random.normal(jax.random.key(self.seed), (math.prod(shape), self.dim), theta["z"].dtype)
+            return ((p / jnp.linalg.norm(p, axis=0, keepdims=True)) @ theta["z"]).reshape(shape)
         p = Projection(math.prod(shape), self.dim, self.projection)
         return p.apply(theta["z"], jax.random.key(self.seed)).reshape(shape)
 
