@@ -45,6 +45,12 @@ def _environment() -> dict:
             "date": time.strftime("%Y-%m-%d")}
 
 
+def _print_device(detail: str) -> None:
+    """The first line of a benchmark's table: where it ran, then ``detail``."""
+    device = jax.devices()[0]
+    print(f"device: {device.device_kind} ({device.platform}), jax {jax.__version__}, {detail}")
+
+
 def _time(fn, repeats: int = 3) -> float:
     """Best wall time of ``fn()`` over ``repeats`` calls (``fn`` blocks until done)."""
     best = float("inf")
@@ -355,9 +361,7 @@ def bench_forward(specs=("lora(8)", "deep_lora(3, scale=1e-3)", "deep(3, scale=1
             times[name] = 1e3 * _time(lambda: jax.block_until_ready(g(bound)), repeats)
         rows.append({"spec": spec, "materialize_ms": times["materialize"], "intercept_ms": times["intercept"],
                      "speedup_x": times["materialize"] / times["intercept"]})
-    device = jax.devices()[0]
-    print(f"device: {device.device_kind} ({device.platform}), jax {jax.__version__}, MLP 784-200-200-10, "
-          f"batch {batch}, loss + gradient")
+    _print_device(f"MLP 784-200-200-10, batch {batch}, loss + gradient")
     print(f"{'kernels bound to':<26} {'materialize ms':>14} {'intercept ms':>12} {'speedup':>7}")
     for r in rows:
         print(f"{r['spec']:<26} {r['materialize_ms']:>14.3f} {r['intercept_ms']:>12.3f} {r['speedup_x']:>6.2f}x")
@@ -456,9 +460,7 @@ def bench_intrinsic(dim: int = 1000, steps: int = 50, repeats: int = 5, batch: i
             row[f"{kind}_planned_bytes"] = _footprint(step, trained, opt, fixed)
             row[f"{kind}_fits"] = row[f"{kind}_planned_bytes"] < memory
         scaling.append(row)
-    device = jax.devices()[0]
-    print(f"device: {device.device_kind} ({device.platform}), jax {jax.__version__}, MLP 784-200-200-10 "
-          f"(D = {D:,}), batch {batch}, Adam, d = {dim}")
+    _print_device(f"MLP 784-200-200-10 (D = {D:,}), batch {batch}, Adam, d = {dim}")
     print(f"{'case':<22} {'ms/step':>9} {'x direct':>8} {'planned MB':>10}")
     for r in rows:
         print(f"{r['case']:<22} {r['ms_per_step']:>9.3f} {r['over_direct_x']:>7.2f}x {r['planned_bytes'] / 1e6:>10.1f}")
