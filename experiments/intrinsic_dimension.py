@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from lrjax import classifier, data, intrinsic, models
@@ -38,9 +36,8 @@ def widths_of(model_name, widths) -> tuple:
 
 def abstract_params(model_name, widths, dataset):
     """The model's parameter tree as shapes (nothing allocated)."""
-    side = 8 if dataset == "digits" else 28
-    model = models.make(model_name, widths_of(model_name, widths), classes=10, act="relu")
-    return jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, side, side, 1)))["params"])
+    return classifier.abstract_params(models.make(model_name, widths_of(model_name, widths), classes=10, act="relu"),
+                                      dataset)
 
 
 def _dims_fit(dims, model_name, widths, dataset, said) -> bool:

@@ -16,7 +16,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from lrjax import adapters, binding, classifier, data, models
@@ -28,9 +27,7 @@ from lrjax.schema import Choice, Float, Int, Rule, Schema, Seq, Str
 def check_binding(model_name, widths, act, dataset, rules) -> bool:
     """The dataset is installed and the rules bind the model's parameters (abstractly: no arrays made)."""
     data.locate(dataset)
-    side = 8 if dataset == "digits" else 28
-    model = models.make(model_name, widths, classes=10, act=act)
-    params = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, side, side, 1)))["params"])
+    params = classifier.abstract_params(models.make(model_name, widths, classes=10, act=act), dataset)
     classifier.check_rules_match(rules, [binding.path_to_str(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]])
     jax.eval_shape(lambda p: binding.bind(p, classifier.with_dense_default(rules), key=0).theta, params)
     return True

@@ -90,6 +90,13 @@ def parameterization(rules):
     return RuleBinding(tuple(with_dense_default(rules)))
 
 
+def abstract_params(model, dataset: str):
+    """``model``'s ``params`` for images of ``dataset`` as shapes only (``jax.eval_shape``: nothing allocated)."""
+    from lrjax import data
+    x = jnp.zeros((1, *data.IMAGE_SHAPES[dataset]))
+    return jax.eval_shape(lambda: model.init(jax.random.key(0), x)["params"])
+
+
 def kernels_of(params) -> dict:
     """The kernels of a parameter tree: ``{path: W}`` for every leaf whose path ends in ``kernel``."""
     return {binding.path_to_str(p): w for p, w in jax.tree_util.tree_flatten_with_path(params)[0]

@@ -30,6 +30,7 @@ from lrjax.data.formats import read_idx, read_pixel_csv
 
 SPLITS = ("train", "test", "all")
 TRAIN_SIZES = {"fashion_mnist": 60000, "mnist5k": 4000, "digits": 1433}  # examples in split="train"
+IMAGE_SHAPES = {"fashion_mnist": (28, 28, 1), "mnist5k": (28, 28, 1), "digits": (8, 8, 1)}  # (h, w, c)
 TRAIN_FRACTION = 0.8
 
 
