@@ -97,16 +97,12 @@ class Fit:
         return np.where(i >= 0, self.test_step[i], -1)
 
 
-def fit(method: Method, task: RecoveryTask, eta: float, steps: int, *, tol: float | None = None,
-        chunk_size: int = 100, record_every: int = 100, recorders=None, batched: bool = False,
-        progress: bool | None = None, workdir=None, checkpoint_every: int = 10, fingerprint=None) -> Fit:
+def fit(method: Method, task: RecoveryTask, eta: float, steps: int, **options) -> Fit:
     """Plain GD (``optax.sgd(eta)``, outer factors at ``method.outer_lr_scale * eta``) on ``task.loss``;
     the test error is recorded every ``record_every`` steps (as the papers' code does every 100).
-    With ``workdir`` the run checkpoints there and a re-run resumes (``ms_per_step`` then times the steps
-    run in this process only); ``fingerprint``: more values that identify the run (e.g. the config's)."""
+    ``options``: those of ``train``."""
     p = method.param
-    one = jax.tree.map(lambda x: x[0], method.theta) if batched else method.theta
-    tx = optimizer(optax.sgd(eta), p.roles(one), outer_lr_scale=method.outer_lr_scale)
+    one = jax.tree.map(lambda x: x[0], method.theta) if options.get("batched") else method.theta
 
     def loss(theta, data):
         return task.loss(p.materialize(theta), data)
@@ -114,16 +110,28 @@ def fit(method: Method, task: RecoveryTask, eta: float, steps: int, *, tol: floa
     def test_error(theta, data):
         return task.test_error(p.materialize(theta), data)
 
+    return train(method.label, p.num_params(task.surrogate.shape), method.theta, p.roles(one),
+                 method.outer_lr_scale, loss, test_error, task.data, eta, steps, **options)
+
+
+def train(label: str, num_params: int, theta, roles, outer_lr_scale: float, loss, test_error, data, eta: float,
+          steps: int, *, tol: float | None = None, chunk_size: int = 100, record_every: int = 100, recorders=None,
+          batched: bool = False, progress: bool | None = None, workdir=None, checkpoint_every: int = 10,
+          fingerprint=None) -> Fit:
+    """Plain GD at rate ``eta`` (leaves with role ``outer`` at ``outer_lr_scale * eta``) on ``loss(theta,
+    data)`` through the compiled runner; ``test_error(theta, data)`` recorded every ``record_every`` steps.
+    With ``workdir`` the run checkpoints there and a re-run resumes (``ms_per_step`` then times the steps
+    run in this process only); ``fingerprint``: more values that identify the run (e.g. the config's)."""
+    tx = optimizer(optax.sgd(eta), roles, outer_lr_scale=outer_lr_scale)
     recorders = {"test_error": dynamics.with_data(test_error), **(recorders or {})}
     runner = dynamics.Runner(loss, tx, chunk_size=chunk_size, record_every=record_every, recorders=recorders,
                              batched=batched)
-    res = runner.run(method.theta, steps, data=task.data, tol=tol, progress=progress, desc=method.label,
+    res = runner.run(theta, steps, data=data, tol=tol, progress=progress, desc=label,
                      workdir=workdir, checkpoint_every=checkpoint_every,
-                     fingerprint={"method": method.label, "eta": eta, "outer_lr_scale": method.outer_lr_scale,
+                     fingerprint={"method": label, "eta": eta, "outer_lr_scale": outer_lr_scale,
                                   **(fingerprint or {})})
     ran = res.steps_run
-    return Fit(method.label, p.num_params(task.surrogate.shape), res.steps,
-               1e3 * res.wall_time / ran if ran > 0 else float("nan"),
+    return Fit(label, num_params, res.steps, 1e3 * res.wall_time / ran if ran > 0 else float("nan"),
                res.scalars["loss"], res.records["step"], res.records["test_error"], res.records, res.steps_to_tol)
 
 

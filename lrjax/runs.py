@@ -142,3 +142,15 @@ def precision(dtype: str):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     with jax.enable_x64(dtype == "float64"):
         yield jax.numpy.dtype(dtype)
+
+
+def peak_memory_mb() -> float:
+    """Peak memory so far in MiB: the device's peak bytes in use on an accelerator, else this process's
+    peak resident set size (``getrusage``; Linux reports KiB)."""
+    device = jax.devices()[0]
+    if device.platform != "cpu":
+        stats = device.memory_stats() or {}
+        if "peak_bytes_in_use" in stats:
+            return stats["peak_bytes_in_use"] / 2 ** 20
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

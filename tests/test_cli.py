@@ -58,6 +58,8 @@ QUICK_CHECKS = {
     and m["accuracy_by_dim"]["128"] > m["accuracy_by_dim"]["8"] + 0.3 and m["d_int90"] == min(
         int(d) for d, a in m["accuracy_by_dim"].items() if a >= m["threshold"]) and m["d_int90"] > 8,
     # trained nets fit two triangles; compression never costs more than 0.05 of accuracy and never widens
+    "sparse_completion": lambda m: m["recovery_error"] < 1e-6 and m["recovery_error_exact"]
+    and m["recovery_error_samples"] == 100 * 100 - 2000 and m["steps_run"] > 0 and m["peak_memory_mb"] > 0,
     "polytopes": lambda m: max(m["accuracy"]) > 0.9 and all(c >= a - 0.05 for a, c in zip(m["accuracy"], m["accuracy_compressed"]))
     and all(w[0] <= 16 and w[1] <= 4 for w in m["compressed_widths"]) and m["theory"]["widths"] == [6, 2],
     "dlor_training": lambda m: all(a["train_mse_at_300_median"] < 0.2 * m["target_variance"]

@@ -4,7 +4,9 @@
   ``F_1: (m, w)``, ``F_l: (w, w)``, ``F_L: (w, n)``. In the papers' column-vector notation
   ``W_{L:1} = W_L ... W_1`` this is ``F_l = W_l^T``: singular values agree, left/right vectors swap.
   Init ``"orthogonal"``: ``F_l = eps_l Q_l`` with ``Q_l`` (semi-)orthogonal, so ``W_l W_l^T = eps_l^2 I``
-  (the hypothesis of the invariant-subspace theorem, Yaras et al. ICML 2024); ``"gaussian"``: i.i.d.
+  (the hypothesis of the invariant-subspace theorem, Yaras et al. ICML 2024); ``"permutation"``: the same
+  with ``Q_l`` a random signed partial permutation (``param.permutation``, applied in ``O(size)`` by the
+  sparse completion path); ``"gaussian"``: i.i.d.
   ``N(0, eps_l^2 / w_in)`` (a negative control: same scale, no orthogonality). ``scale`` is one eps or a
   tuple of ``depth`` eps_l. Default width ``min(m, n)``.
 - ``deep_lora(depth, width, scale)``: ``W = W0 + F_1 ... F_L`` with ``W0`` frozen
@@ -26,7 +28,10 @@ import jax.numpy as jnp
 
 from lrjax.param.base import (OUTER, TRAINABLE, Adapter, Parameterization, check_finite, check_matrix_shape,
                               check_positive_int)
+from lrjax.param.permutation import random_signed_map
 from lrjax.param.registry import register
+
+INITS = ("orthogonal", "permutation", "gaussian", "identity")
 
 
 def orthogonal(key, shape, dtype) -> jax.Array:
@@ -65,8 +70,8 @@ class Deep(Parameterization):
         check_positive_int("deep: depth", self.depth)
         if self.width is not None:
             check_positive_int("deep: width", self.width)
-        if self.init_method not in ("orthogonal", "gaussian", "identity"):
-            raise ValueError(f"deep: init must be 'orthogonal', 'gaussian' or 'identity', got {self.init_method!r}")
+        if self.init_method not in INITS:
+            raise ValueError(f"deep: init must be one of {', '.join(INITS)}, got {self.init_method!r}")
         if isinstance(self.scale, list):
             object.__setattr__(self, "scale", tuple(self.scale))
         for eps in (self.scale if isinstance(self.scale, tuple) else (self.scale,)):
@@ -93,6 +98,8 @@ class Deep(Parameterization):
         for k, s, eps in zip(keys, shapes, self.scales):
             if self.init_method == "orthogonal":
                 f = eps * orthogonal(k, s, dtype)
+            elif self.init_method == "permutation":
+                f = eps * random_signed_map(k, s, dtype).dense()
             elif self.init_method == "gaussian":
                 f = eps * jax.random.normal(k, s, dtype) / s[0] ** 0.5
             else:

@@ -1,0 +1,120 @@
+import functools
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lrjax import distributed
+
+JOB = Path(__file__).with_name("distributed_job.py")
+_spec = importlib.util.spec_from_file_location("distributed_job", JOB)
+job = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(job)  # main() is guarded: this only defines make_train and SEEDS
+
+
+@functools.cache
+def reference() -> dict:
+    """The sweep as a plain single-process ``jax.vmap`` (computed once)."""
+    with jax.enable_x64(True):
+        return jax.tree.map(np.asarray, jax.vmap(job.make_train())(jnp.asarray(job.SEEDS)))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(tmp_path, num_processes: int, devices_per_process: int, timeout: float = 180) -> list[dict]:
+    """Run the job as ``num_processes`` processes on 127.0.0.1; kill them all if any fails or hangs."""
+    coordinator = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "JAX_PLATFORMS": "cpu",
+           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices_per_process}"}
+    outs = [tmp_path / f"out{i}.npz" for i in range(num_processes)]
+    procs = [subprocess.Popen([sys.executable, str(JOB), "--coordinator", coordinator, "--num-processes",
+                               str(num_processes), "--process-id", str(i), "--out", str(out)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for i, out in enumerate(outs)]
+    try:
+        logs = [p.communicate(timeout=timeout)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for i, (p, log) in enumerate(zip(procs, logs)):
+        assert p.returncode == 0, f"process {i} exited with {p.returncode}:\n{log[-3000:]}"
+    return [dict(np.load(out)) for out in outs]
+
+
+@pytest.mark.parametrize("devices_per_process", [1, 2])
+def test_two_process_sweep_matches_vmap(tmp_path, devices_per_process):
+    ref = reference()
+    assert ref["factors"].dtype == np.float64 and ref["factors"].shape == (4, 3, 12, 12)
+    assert np.all(ref["loss"] < 0.05)  # the runs did train, so the comparison is not between initial points
+    n_devices = 2 * devices_per_process
+    for out in launch(tmp_path, 2, devices_per_process):
+        assert out["joined"] and out["joined_again"] and out["process_count"] == 2
+        assert out["local_device_count"] == devices_per_process and out["device_count"] == n_devices
+        assert out["factors"].dtype == np.float64
+        for member in range(len(job.SEEDS)):
+            np.testing.assert_allclose(out["loss"][member], ref["loss"][member], rtol=1e-12)
+            np.testing.assert_allclose(out["factors"][member], ref["factors"][member], rtol=1e-12, atol=1e-14)
+        assert str(out["bad_size_error"]) == (f"sweep: batch size 3 is not divisible by the global device count "
+                                              f"{n_devices}")
+
+
+def test_single_process_sweep_is_vmap():
+    ref = reference()
+    with jax.enable_x64(True):
+        out = distributed.sweep(job.make_train(), job.SEEDS)
+    assert isinstance(out["loss"], np.ndarray)
+    np.testing.assert_allclose(out["loss"], ref["loss"], rtol=1e-12)
+    np.testing.assert_allclose(out["factors"], ref["factors"], rtol=1e-12, atol=1e-14)
+
+
+def test_single_process_sweep_of_keys_and_hyperparameters():
+    def fn(member):
+        return member["lr"] * jax.random.normal(member["key"], (3,))
+
+    batch = {"key": jax.random.split(jax.random.key(0), 4), "lr": jnp.array([0.1, 0.2, 0.3, 0.4])}
+    np.testing.assert_allclose(distributed.sweep(fn, batch), jax.vmap(fn)(batch), rtol=1e-12)
+    with pytest.raises(ValueError, match="leading axis"):
+        distributed.sweep(fn, {"key": batch["key"], "lr": jnp.ones(3)})
+
+
+@pytest.mark.parametrize("args, message", [
+    (("127.0.0.1", 2, 0), "host:port"),
+    (("127.0.0.1:0", 2, 0), "host:port"),
+    ((":1234", 2, 0), "host:port"),
+    (("127.0.0.1:1234", 2, 2), r"process_id=2 must be in 0\.\.1"),
+    (("127.0.0.1:1234", 2, -1), r"process_id=-1 must be in 0\.\.1"),
+    (("127.0.0.1:1234", 0, 0), "num_processes=0 must be at least 1"),
+    (("127.0.0.1:1234", None, 0), "num_processes is required"),
+    (("127.0.0.1:1234", "two", 0), "num_processes='two' is not an integer"),
+])
+def test_initialize_rejects_bad_values(monkeypatch, args, message):
+    for name in ("LRJAX_COORDINATOR", "LRJAX_NUM_PROCESSES", "LRJAX_PROCESS_ID"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValueError, match=message) as e:
+        distributed.initialize(*args)
+    assert "\n" not in str(e.value)
+    assert not jax.distributed.is_initialized()
+
+
+def test_initialize_reads_environment(monkeypatch):
+    monkeypatch.delenv("LRJAX_COORDINATOR", raising=False)
+    assert distributed.initialize() is False  # no coordinator: single process, nothing started
+    monkeypatch.setenv("LRJAX_COORDINATOR", "127.0.0.1:1234")
+    monkeypatch.setenv("LRJAX_NUM_PROCESSES", "2")
+    monkeypatch.setenv("LRJAX_PROCESS_ID", "5")
+    with pytest.raises(ValueError, match=r"process_id=5 must be in 0\.\.1"):
+        distributed.initialize()
+    assert not jax.distributed.is_initialized()
