@@ -1,5 +1,5 @@
 """Command line: ``lrjax run CONFIG.py[:variant] [--set key=value]... [--workdir DIR] [--import MODULE]...
-[--restart]``, ``lrjax list``, ``lrjax bench dynamics|recovery|train|forward``.
+[--restart]``, ``lrjax list``, ``lrjax bench dynamics|recovery|completion|train|forward|intrinsic``.
 
 A config is a python file with ``get_config(variant) -> ml_collections.ConfigDict`` whose ``experiment``
 key names a module ``experiments/<experiment>.py`` of lrjax's repository, which declares ``SCHEMA``
@@ -313,9 +313,10 @@ def _parser() -> argparse.ArgumentParser:
     p_list = sub.add_parser("list", help="list the experiment configs")
     p_list.add_argument("--configs", default=str(ROOT / "configs"), help="folder of configs (default: the repository's)")
     p_bench = sub.add_parser("bench", help="benchmarks")
-    p_bench.add_argument("what", choices=["dynamics", "recovery", "train", "forward", "intrinsic"],
+    p_bench.add_argument("what", choices=["dynamics", "recovery", "completion", "train", "forward", "intrinsic"],
                          help="dynamics: runner vs loop vs matmul floor, seeds, tracking; recovery: runner vs the "
-                              "papers' fori_loop pattern on deep matrix completion (float64); train: minibatch "
+                              "papers' fori_loop pattern on deep matrix completion (float64); completion: the observed-entries path "
+                              "(original, compressed) vs the papers' pattern; train: minibatch "
                               "runner vs the canonical Flax loop on an MLP and a CNN, vmapped vs sequential seeds; forward: "
                               "a bound MLP's gradient with W materialized vs intercepted Dense layers")
     p_bench.add_argument("--sizes", default="100,1000", help="comma-separated d values")
@@ -327,7 +328,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _bench(args) -> None:
-    from lrjax.bench import bench_dynamics, bench_forward, bench_intrinsic, bench_recovery, bench_train
+    from lrjax.bench import (bench_completion, bench_dynamics, bench_forward, bench_intrinsic, bench_recovery,
+                             bench_train)
     try:
         sizes = [int(s) for s in args.sizes.split(",")]
     except ValueError:
@@ -341,6 +343,8 @@ def _bench(args) -> None:
         bench_forward(out=args.out)
     elif args.what == "intrinsic":
         bench_intrinsic(out=args.out)
+    elif args.what == "completion":
+        bench_completion(sizes, steps=args.steps, out=args.out)
     elif args.what == "train":
         bench_train(steps=args.steps, seeds=min(args.seeds, 16) if args.seeds else 0, out=args.out)
     else:

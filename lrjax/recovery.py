@@ -29,6 +29,7 @@ import optax
 
 from lrjax import analysis, dynamics, param
 from lrjax.optim import optimizer
+from lrjax.param import OUTER
 from lrjax.tasks.recovery import RecoveryTask
 
 
@@ -147,9 +148,13 @@ def first_step_below(curve: np.ndarray, level: float) -> int:
 
 
 def authors_pattern_ms(method: Method, task: RecoveryTask, eta: float, steps: int, inner: int = 100) -> float:
-    """ms per step of the papers' pattern: a Python loop over jitted ``fori_loop`` chunks of ``inner``
-    plain GD steps on all factors (one rate: use it for ``original``), evaluating train and test loss on the host after each chunk."""
+    """ms per step of the papers' pattern (``cjyaras/law-of-parsimony``'s ``solver.train``): a Python loop
+    over jitted ``fori_loop`` chunks of ``inner`` plain GD steps on the end-to-end matrix (outer factors
+    of a compressed method at ``method.outer_lr_scale * eta``, their per-factor step sizes), evaluating the
+    train and test loss over all entries on the host after each chunk."""
     p = method.param
+    one = method.theta
+    rates = jax.tree.map(lambda role: eta * (method.outer_lr_scale if role == OUTER else 1.0), p.roles(one))
 
     def loss(theta, data):
         return task.loss(p.materialize(theta), data)
@@ -158,7 +163,7 @@ def authors_pattern_ms(method: Method, task: RecoveryTask, eta: float, steps: in
     def chunk(theta, data):
         def body(_, th):
             g = jax.grad(loss)(th, data)
-            return jax.tree.map(lambda w, gw: w - eta * gw, th, g)
+            return jax.tree.map(lambda w, gw, lr: w - lr * gw, th, g, rates)
         return jax.lax.fori_loop(0, inner, body, theta)
 
     @jax.jit

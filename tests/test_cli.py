@@ -306,6 +306,10 @@ def test_bench_commands_print_and_save(tmp_path, capsys):
     row = json.loads((tmp_path / "r.json").read_text())["rows"][0]
     assert row["runner_ms"] > 0 and row["authors_ms"] > 0
     assert "authors/lrjax" in capsys.readouterr().out
+    assert cli.main(["bench", "completion", "--sizes", "20", "--steps", "100", "--out", str(tmp_path / "c.json")]) == 0
+    row = json.loads((tmp_path / "c.json").read_text())["rows"][0]
+    assert row["d"] == 20 and min(row["original_ms"], row["authors_compressed_ms"], row["compressed_gather_ms"]) > 0
+    assert "speed-up" in capsys.readouterr().out
     assert cli.main(["bench", "dynamics", "--sizes", "x"]) == 2
 
 
