@@ -33,7 +33,7 @@ SPECTRA = ("gaussian", "gaussian_scale", "spread", "flat")
 
 SCHEMA = Schema(
     matrix=Choice(*MATRICES), d=Int(min=2), rank=Int(min=1), observed=Int(min=1), held_out=Int(min=0),
-    spectrum=Choice(*SPECTRA), method=Choice(*sparse_recovery.METHODS, "two_factor"), depth=Int(min=2),
+    spectrum=Choice(*SPECTRA), method=Choice(*sparse_recovery.METHODS), depth=Int(min=2),
     eps=Float(gt=0), gamma=Float(ge=0), eta=Float(gt=0, optional=True),
     evaluation=Choice(*sparse_completion.EVALUATIONS),
     steps=Int(min=1, resume="grow"), tol=Float(gt=0, optional=True, resume="any"),
@@ -81,11 +81,6 @@ def default_eta(shape, observed: int) -> float:
 
 
 def build_method(config, task, data, dtype):
-    if config.method == "two_factor":
-        from lrjax import param
-        theta = param.deep(2, width=config.rank, scale=config.eps).init(jax.random.key(config.seed + 1), task.shape,
-                                                                         dtype)
-        return sparse_recovery.SparseMethod(f"two_factor r={config.rank}", theta)
     return sparse_recovery.make_method(config.method, task, data, depth=config.depth, eps=config.eps,
                                        rank=config.rank, gamma=config.gamma, seed=config.seed, dtype=dtype,
                                        iters=config.svd_iters, oversample=config.oversample)

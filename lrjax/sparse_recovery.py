@@ -127,16 +127,19 @@ class SparseMethod:
         return sum(math.prod(f.shape[-2:]) for f in self.theta["factors"])
 
 
-METHODS = ("original", "compressed", "spectral")
+METHODS = ("original", "compressed", "spectral", "two_factor")
 
 
 def make_method(name: str, task: SparseCompletion, data, *, depth: int, eps: float, rank: int, gamma: float,
                 seed: int, dtype=jnp.float64, **svd) -> SparseMethod:
     """``original`` (dense ``(d, d)`` signed-permutation factors, ``Deep(init="permutation")``'s draw),
-    ``compressed`` (width ``2 rank``, outer factors at ``gamma * eta``) or ``spectral`` (width ``2 rank``).
+    ``compressed`` (width ``2 rank``, outer factors at ``gamma * eta``), ``spectral`` (width ``2 rank``) or
+    ``two_factor`` (the rank-``rank`` baseline ``W = F_1 F_2``, ``param.deep(2, rank, scale=eps)``'s init).
     The original's init is drawn from ``jax.random.key(seed + 1)``, the SVD sketches from
     ``jax.random.key(seed + 2)``; ``svd``: options of ``top_singular``."""
     key, svd_key = jax.random.key(seed + 1), jax.random.key(seed + 2)
+    if name == "two_factor":
+        return SparseMethod(f"two_factor r={rank}", param.deep(2, width=rank, scale=eps).init(key, task.shape, dtype))
     if name == "spectral":
         return SparseMethod(f"spectral w={2 * rank}",
                             {"factors": spectral_factors(data, task.shape, depth, eps, 2 * rank, svd_key, **svd)})

@@ -125,3 +125,10 @@ def test_bad_values_exit_2_before_work(tmp_path, override, message, capsys):
     assert cli.main(args) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "w" / "metrics.json").exists()
+
+
+def test_two_factor_baseline_has_rank_r_factors(dense_and_sparse):
+    _, sparse, data = dense_and_sparse
+    m = sparse_recovery.make_method("two_factor", sparse, data, depth=3, eps=0.1, rank=R, gamma=0, seed=0)
+    assert [f.shape for f in m.theta["factors"]] == [(D, R), (R, D)] and m.num_params == 2 * D * R
+    assert np.linalg.matrix_rank(product(m.theta["factors"])) == R
