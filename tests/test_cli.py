@@ -62,6 +62,9 @@ QUICK_CHECKS = {
     and m["recovery_error_samples"] == 100 * 100 - 2000 and m["steps_run"] > 0 and m["peak_memory_mb"] > 0,
     "polytopes": lambda m: max(m["accuracy"]) > 0.9 and all(c >= a - 0.05 for a, c in zip(m["accuracy"], m["accuracy_compressed"]))
     and all(w[0] <= 16 and w[1] <= 4 for w in m["compressed_widths"]) and m["theory"]["widths"] == [6, 2],
+    # the construction is exact; trained width m fits better than width m - 2 (faces 5, d = 2, 3)
+    "polytope_bound": lambda m: m["constructed_accuracy"] == 1.0 and m["train_accuracy"]["2"]["0"] > 0.9
+    and all(m["train_accuracy"][d]["0"] > m["train_accuracy"][d]["-2"] for d in ("2", "3")),
     "dlor_training": lambda m: all(a["train_mse_at_300_median"] < 0.2 * m["target_variance"]
                                    for a in m["architectures"].values()),
 }

@@ -132,3 +132,19 @@ def test_bad_inputs_are_refused():
         P.cover([HEXAGON], signs=[-1])
     with pytest.raises(ValueError, match="faces"):
         P.random_polytope(jax.random.key(0), 2, 2)
+
+
+@pytest.mark.parametrize("dim", [2, 6])
+def test_polytope_points_straddle_the_boundary_and_are_labelled_exactly(dim):
+    a, b = P.random_polytope(jax.random.key(dim), 2 * dim + 2, dim)
+    x, y = toys.polytope_points(jax.random.key(1), a, b, 3000, spread=0.2)
+    x, y = np.asarray(x, np.float64), np.asarray(y)
+    np.testing.assert_array_equal(y, _inside_exact((a, b), x))
+    assert 0.35 < y.mean() < 0.65                            # s ~ U(0.8, 1.2): half inside
+    slack = np.max(x @ a.T - b, axis=1)                       # signed distance-like gap to the boundary
+    assert np.all(np.abs(slack) <= 0.2 * np.max(np.linalg.norm(x, axis=1)) + 1e-6)
+    # every face is the nearest face of some points (the data witnesses all m faces)
+    assert len(np.unique(np.argmax(x @ a.T - b, axis=1))) == len(b)
+    np.testing.assert_array_equal(np.asarray(P.inside(P.separator(a, b, jnp.float64), x)), y.astype(bool))
+    with pytest.raises(ValueError, match="origin"):
+        toys.polytope_points(jax.random.key(0), a, b - 2, 10)

@@ -28,7 +28,8 @@ import numpy as np
 from lrjax.polytope.extract import _as_numpy
 
 
-def _accuracy(params, x, y) -> float:
+def accuracy(params, x, y) -> float:
+    """Fraction of ``x`` classified as ``y > 0.5`` by ``forward(params, x) >= 0``, in numpy float64."""
     h = x
     for w, b in params[:-1]:
         h = np.maximum(h @ w + b, 0)
@@ -110,12 +111,12 @@ def redundant(params, x, y, layer: int):
         others = active.sum(1, keepdims=True) - active                  # other active neurons per point
         is_redundant = np.all(~active | (others >= 1), axis=0)
         strength = np.linalg.norm(params[layer + 1][0], axis=1) * np.linalg.norm(w, axis=0)
-        base = _accuracy(params, x, y)
+        base = accuracy(params, x, y)
         for j in np.argsort(np.where(is_redundant, strength, np.inf)):
             if not is_redundant[j]:
                 return params
             trial = _keep(params, layer, np.arange(w.shape[1]) != j)
-            if _accuracy(trial, x, y) >= base:
+            if accuracy(trial, x, y) >= base:
                 params = trial
                 break
         else:
@@ -135,7 +136,7 @@ def rescale(params, x, y, layer: int, steps=(0.01, 0.02, 0.05)):
             nb = b.copy()
             nb[j] = b[j] + sign * delta * np.linalg.norm(w[:, j])
             trial[layer] = (w, nb)
-            if _accuracy(trial, x, y) > _accuracy(params, x, y):
+            if accuracy(trial, x, y) > accuracy(params, x, y):
                 params = trial
     return params
 
@@ -150,11 +151,11 @@ def compress(params, x, y, min_weight: float = 0.1):
     params = _as_numpy(params)
     x = np.asarray(x, np.float64)
     y = np.asarray(y)
-    report = [{"stage": "trained", "accuracy": _accuracy(params, x, y), "widths": widths(params)}]
+    report = [{"stage": "trained", "accuracy": accuracy(params, x, y), "widths": widths(params)}]
     stages = [("remove", lambda p, l: remove(p, x, l, min_weight)), ("merge", lambda p, l: merge(p, x, l)),
               ("redundant", lambda p, l: redundant(p, x, y, l)), ("rescale", lambda p, l: rescale(p, x, y, l))]
     for name, stage in stages:
         for layer in reversed(range(len(params) - 1)):
             params = stage(params, layer)
-        report.append({"stage": name, "accuracy": _accuracy(params, x, y), "widths": widths(params)})
+        report.append({"stage": name, "accuracy": accuracy(params, x, y), "widths": widths(params)})
     return tuple((w, b) for w, b in params), report

@@ -49,18 +49,25 @@ def _check_h_representation(a, b) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
+def _arrays(params, dtype) -> Params:
+    """``params`` as jax arrays of ``dtype``, or as numpy float64 arrays where ``dtype`` is ``None``."""
+    cast = (lambda v: np.asarray(v, np.float64)) if dtype is None else (lambda v: jnp.asarray(v, dtype))
+    return tuple((cast(w), cast(b)) for w, b in params)
+
+
 def separator(a, b, dtype=jnp.float32) -> Params:
-    """The width-``m`` 2-layer separator of ``{x : A x <= b}``: ``((A^T, -b), (-1_m, 0))``."""
+    """The width-``m`` 2-layer separator of ``{x : A x <= b}``: ``((A^T, -b), (-1_m, 0))`` (``dtype=None``:
+    numpy float64 arrays, exact without jax's x64 mode)."""
     a, b = _check_h_representation(a, b)
     m = a.shape[0]
-    return ((jnp.asarray(a.T, dtype), jnp.asarray(-b, dtype)),
-            (-jnp.ones((m, 1), dtype), jnp.zeros((1,), dtype)))
+    return _arrays(((a.T, -b), (-np.ones((m, 1)), np.zeros(1))), dtype)
 
 
 def cover(polytopes: Sequence[tuple], signs: Sequence[int] | None = None, sharpness: float = 1e3,
           dtype=jnp.float32) -> Params:
     """The 3-layer network of widths ``(sum_k m_k, K)`` covering ``polytopes = [(A_k, b_k), ...]`` with
-    ``signs`` (``+1`` add, ``-1`` cut out; default all ``+1``) and ``sharpness = s`` (module docstring)."""
+    ``signs`` (``+1`` add, ``-1`` cut out; default all ``+1``) and ``sharpness = s`` (module docstring);
+    ``dtype`` as in ``separator``."""
     reps = [_check_h_representation(a, b) for a, b in polytopes]
     if not reps or len({a.shape[1] for a, _ in reps}) != 1:
         raise ValueError("cover needs at least one polytope, all in the same dimension")
@@ -73,9 +80,8 @@ def cover(polytopes: Sequence[tuple], signs: Sequence[int] | None = None, sharpn
     b = np.concatenate([b for _, b in reps])
     owner = np.repeat(np.arange(len(reps)), [len(b) for _, b in reps])
     w2 = -sharpness * (owner[:, None] == np.arange(len(reps))[None, :])        # (faces, K)
-    return ((jnp.asarray(a.T, dtype), jnp.asarray(-b, dtype)),
-            (jnp.asarray(w2, dtype), jnp.ones((len(reps),), dtype)),
-            (jnp.asarray(np.asarray(signs, np.float64)[:, None], dtype), jnp.full((1,), -0.5, dtype)))
+    return _arrays(((a.T, -b), (w2, np.ones(len(reps))), (np.asarray(signs, np.float64)[:, None], np.full(1, -0.5))),
+                   dtype)
 
 
 def regular_polygon(sides: int, radius: float = 1.0, center=(0.0, 0.0), rotation: float = 0.0):

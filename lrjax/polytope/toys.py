@@ -11,6 +11,9 @@
 - ``swiss_roll``: ``t ~ U(1.5 pi, 4.5 pi)``, ``(t cos t, t sin t) / 4.5 pi`` plus ``N(0, (0.35 / 4.5 pi)^2)``
   (noise 0.35 before the scaling), label 1; the same roll mirrored through the origin, label 0.
 
+``polytope_points(key, A, b, n)`` samples around any polytope ``{x : A x <= b}`` that contains the origin in
+its interior (any dimension), concentrated near its faces (the upper-bound experiment's data).
+
 ``GEOMETRY`` gives, where the paper's theory does, the faces and polytopes of the minimal cover.
 """
 from __future__ import annotations
@@ -70,3 +73,27 @@ def make(name: str, n: int = 1000, key: jax.Array | int = 0):
         x = np.stack([t * np.cos(t), t * np.sin(t)], 1) + rng.normal(0, 0.35, (n, 2))
         x = np.where(y[:, None], x, -x) / (4.5 * np.pi)
     return jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.int32)
+
+
+def polytope_points(key: jax.Array, a, b, n: int, spread: float = 0.3):
+    """``n`` points near the boundary of ``P = {x : A x <= b}`` (``A: (m, d)``, ``b > 0``: the origin inside),
+    and their labels ``1[x in P]``: ``x = s t(u) u`` with ``u`` uniform on the sphere, ``t(u) = min_{i: a_i u > 0}
+    b_i / (a_i u)`` the distance to the boundary along ``u`` and ``s ~ U(1 - spread, 1 + spread)`` (half
+    inside, half outside; every face whose normal direction reaches it gets points on both sides).
+    Returns ``(x (n, d) float32, y (n,) int32)``."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if not np.all(b > 0):
+        raise ValueError("polytope_points needs the origin inside the polytope (b > 0)")
+    if not 0 < spread < 1:
+        raise ValueError(f"spread must be in (0, 1), got {spread}")
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).tolist())
+    u = rng.normal(size=(n, a.shape[1]))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    au = u @ a.T
+    t = np.min(np.where(au > 0, b / np.where(au > 0, au, 1.0), np.inf), axis=1)
+    if not np.all(np.isfinite(t)):
+        raise ValueError("the polytope is unbounded (some direction never leaves it)")
+    x = (rng.uniform(1 - spread, 1 + spread, n) * t)[:, None] * u
+    x = x.astype(np.float32)
+    y = np.all(x.astype(np.float64) @ a.T <= b, axis=1)
+    return jnp.asarray(x), jnp.asarray(y, jnp.int32)
