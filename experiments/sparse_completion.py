@@ -50,6 +50,8 @@ SCHEMA = Schema(
                  "give a held-out sample size"),
             Rule(("matrix", "held_out"), lambda mat, h: mat == "low_rank" or h > 0,
                  "held_out=0 means every unobserved entry: give a sample size for a real matrix"),
+            Rule(("matrix",), lambda mat: mat == "low_rank" or bool(datasets.locate(mat)),
+                 "the dataset is not installed"),
             Rule(("rank", "d"), lambda r, d: 2 * r <= d, "the compressed width 2 rank must be <= d"),
             Rule(("spectrum", "d"), lambda s, d: s != "gaussian" or d * d <= sparse_completion.MAX_GAUSSIAN_ENTRIES,
                  f"spectrum 'gaussian' needs a d x d SVD (d * d <= {sparse_completion.MAX_GAUSSIAN_ENTRIES:,}); "
@@ -118,9 +120,23 @@ def _run(config, workdir: Path, dtype) -> dict:
             "recovery_error": float(fit.test_error[-1]), "recovery_error_samples": len(task.held_out),
             "recovery_error_exact": task.exact_error, "final_loss": float(fit.loss[-1]),
             "ms_per_step": fit.ms_per_step, "peak_memory_mb": peak_memory_mb(), "steps_run": steps_run,
-            "steps_to_tol": fit.steps_to_tol, "setup_s": setup_s, "train_s": total_s,
+            "steps_to_tol": fit.steps_to_tol, **_time_to_errors(fit, ERROR_LEVELS), "setup_s": setup_s, "train_s": total_s,
             "compile_s": total_s - steps_run * fit.ms_per_step / 1e3,
             "device": jax.devices()[0].device_kind}
+
+
+ERROR_LEVELS = {"1e-8": 1e-8, "1e-10": 1e-10}
+
+
+def _time_to_errors(fit, levels: dict) -> dict:
+    """``steps_to_error_<name>`` (first recorded step with recovery error ``<= level``, ``None`` if never) and
+    ``time_to_error_<name>_s`` (that many steps at the measured ``ms_per_step``, compile excluded)."""
+    out = {}
+    for name, level in levels.items():
+        step = int(fit.steps_to_error(level))
+        out[f"steps_to_error_{name}"] = step if step >= 0 else None
+        out[f"time_to_error_{name}_s"] = step * fit.ms_per_step / 1e3 if step >= 0 else None
+    return out
 
 
 def plot(fit, config, task, path):

@@ -326,6 +326,8 @@ def test_missing_dataset_fails_before_work_naming_the_install_command(tmp_path, 
     from lrjax import data
     monkeypatch.setattr(data.datasets, "FASHION_SYSTEM_DIR", tmp_path / "nowhere")
     monkeypatch.setenv("LRJAX_DATA", str(tmp_path / "empty"))
-    code, err = _bad(capsys, [f"{TRAIN}:quick", "--set", "dataset=fashion_mnist"], tmp_path / "w")
-    assert code == 2 and err.count("\n") == 1 and "install it with: apt-get install dataset-fashion-mnist" in err, err
-    assert not (tmp_path / "w").exists()
+    for args in ([f"{TRAIN}:quick", "--set", "dataset=fashion_mnist"],
+                 [str(ROOT / "configs/sparse_completion.py:fashion")]):
+        code, err = _bad(capsys, args, tmp_path / "w")
+        assert code == 2 and err.count("\n") == 1 and "install it with: apt-get install dataset-fashion-mnist" in err, err
+        assert not (tmp_path / "w").exists()
