@@ -16,6 +16,7 @@ Metrics: ``constructed_accuracy`` (the minimum over all polytopes; 1.0 when the 
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import jax
@@ -29,8 +30,21 @@ from lrjax.polytope import compress, toys
 from lrjax.runs import figure_path, pyplot, save_figure
 from lrjax.schema import Float, Int, Rule, Schema, Seq
 
+def bounded_probability(faces: int, dim: int) -> float:
+    """Wendel's probability that ``faces`` i.i.d. uniform unit normals positively span ``R^dim`` (the polytope
+    ``{x : A x <= 1}`` is bounded): ``1 - 2^{-(m-1)} sum_{k<d} C(m-1, k)``."""
+    return 1.0 - sum(math.comb(faces - 1, k) for k in range(dim)) / 2 ** (faces - 1)
+
+
+MIN_BOUNDED_PROBABILITY = 0.05   # random_polytope redraws up to 100 times: below this it may find none
+
+
 SCHEMA = Schema(
-    checks=[Rule(("faces", "dims"), lambda m, dims: m >= max(dims) + 1,
+    checks=[Rule(("faces", "dims"), lambda m, dims: all(bounded_probability(m, d) >= MIN_BOUNDED_PROBABILITY
+                                                        for d in dims),
+                 f"a random polytope with this many faces is bounded with probability < {MIN_BOUNDED_PROBABILITY} "
+                 "for some d in dims (Wendel): raise faces or lower dims"),
+            Rule(("faces", "dims"), lambda m, dims: m >= max(dims) + 1,
                  "a bounded polytope in R^d needs faces >= d + 1 for every d in dims"),
             Rule(("faces", "width_offsets"), lambda m, offsets: m + min(offsets) >= 1,
                  "every trained width faces + offset must be >= 1")],

