@@ -28,8 +28,8 @@ def get_config(arg=None):
     c.gamma = 0.0                    # outer factors' rate, gamma * lr (the authors' default 0)
     c.targets = "query|value"        # adapted self-attention kernels
     c.max_length = 48                # tokens per snippet (95% of them fit)
-    c.val_size = 1000                # validation snippets (0: all 2,551)
-    c.eval_every = 50
+    c.val_size = 500                 # validation snippets (0: all 2,551)
+    c.eval_every = 25                # validation accuracy and update spectra/subspaces
     c.seed = 0
     c.checkpoint_every = 0           # chunks between checkpoints (0: none; each holds the frozen base per seed)
     if arg == "quick":

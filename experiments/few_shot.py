@@ -20,7 +20,9 @@ Sentences are truncated to ``max_length`` tokens.
 Metrics: ``val_accuracy`` (final, one per seed), ``val_accuracy_mean``/``_std``, ``val_accuracy_initial``
 (the untrained head), ``train_loss_final`` (mean of the last 10 minibatch losses, per seed),
 ``update_rank`` (per target kernel, median over seeds of the numerical rank of the final update:
-singular values above ``1e-3`` of the largest), ``trainable_params``, ``ms_per_step``. Every seed's adapter
+singular values above ``1e-3`` of the largest), ``alignment_mean`` (per record, ``alignment_steps``: the cosine of the smallest principal angle between
+the top-8 left singular subspace of each update at that step and at the end, mean over kernels and
+seeds), ``trainable_params``, ``ms_per_step``. Every seed's adapter
 is exported as a PEFT directory ``peft/seed<i>/`` (``lrjax.peft``; Deep LoRA merged to rank ``2 rank``) with
 the head beside it (``head.safetensors``: ``weight (2, 384)``, ``bias (2,)``, torch layout).
 """
@@ -45,6 +47,7 @@ from lrjax.runs import figure_path, pyplot, save_figure
 from lrjax.schema import Bool, Choice, Float, Int, Rule, Schema, Str
 
 RANK_RTOL = 1e-3
+ALIGN_K = 8        # the top-k singular subspace whose early alignment with the final one is tracked
 DEFAULT_LR = {"lora": 5e-4, "deep_lora": 1e-4}   # the authors' few-shot learning rates (depth 2 / depth 3)
 HIDDEN = 384
 
@@ -126,7 +129,8 @@ def run(config, workdir: Path) -> dict:
     reps = lambda a: np.broadcast_to(a, (config.seeds, *a.shape))  # noqa: E731
     data = {"train": {"x": x, "y": y}, "val": {"x": reps(xv), "y": reps(yv)}}
     recorders = {"val": dynamics.with_data(lambda b, d: tasks.evaluate(apply, b, d["val"]["x"], d["val"]["y"], chunk=250)),
-                 "update_sv": lambda b: {k: analysis.singular_values(w) for k, w in updates(b).items()}}
+                 "update_sv": lambda b: {k: analysis.singular_values(w) for k, w in updates(b).items()},
+                 "update_top": lambda b: {k: analysis.orthonormal_basis(w, ALIGN_K) for k, w in updates(b).items()}}
     setup_s = time.perf_counter() - t0
     res = dynamics.run(objective, bounds, tx, config.steps, data=data, batched=True, data_batched=True,
                        batches=dynamics.Minibatches(config.batch_size), key=jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys),
@@ -137,18 +141,29 @@ def run(config, workdir: Path) -> dict:
     spectra = {k.split("/", 1)[1]: np.asarray(v) for k, v in res.records.items() if k.startswith("update_sv/")}
     final = {k: v[:, -1] for k, v in spectra.items()}                    # (seeds, 384)
     ranks = {k: float(np.median(np.sum(s > RANK_RTOL * s[:, :1], -1))) for k, s in final.items()}
+    align = alignment({k.split("/", 1)[1]: np.asarray(v) for k, v in res.records.items() if k.startswith("update_top/")})
     exported = export(workdir / "peft", res.params, config)
     np.savez(workdir / "trajectory.npz", step=res.records["step"], val_accuracy=acc, train_loss=res.scalars["loss"],
              **{f"update_sv/{k}": v for k, v in spectra.items()})
-    plot(res, acc, final, config, figure_path(workdir, "few_shot"))
+    plot(res, acc, final, align, config, figure_path(workdir, "few_shot"))
     loss = np.asarray(res.scalars["loss"])
     return {"method": config.method, "rank": config.rank, "samples": config.samples, "lr": lr,
             "val_accuracy": acc[:, -1].tolist(), "val_accuracy_mean": float(acc[:, -1].mean()),
             "val_accuracy_std": float(acc[:, -1].std()), "val_accuracy_initial": acc[:, 0].tolist(),
             "val_size": int(len(yv)), "train_loss_final": loss[:, -10:].mean(1).tolist(),
-            "update_rank": ranks, "trainable_params": counts["trainable"] + counts["outer"],
+            "update_rank": ranks, "alignment_steps": np.asarray(res.records["step"]).tolist(),
+            "alignment_mean": align.mean((0, 1)).tolist(), "trainable_params": counts["trainable"] + counts["outer"],
             "ms_per_step": 1e3 / res.steps_per_s if res.steps_per_s else None, "setup_s": setup_s,
             "peft": exported, "device": jax.devices()[0].device_kind}
+
+
+def alignment(tops: dict) -> np.ndarray:
+    """``(targets, seeds, records)``: cosine of the smallest principal angle between the top-``ALIGN_K`` left
+    singular subspace of each update at each record and at the last one (1 where they share a direction)."""
+    out = []
+    for q in tops.values():                                                  # (seeds, records, 384, k)
+        out.append(np.linalg.svd(np.swapaxes(q, -1, -2) @ q[:, -1:], compute_uv=False)[..., 0])
+    return np.stack(out)
 
 
 def export(folder: Path, bounds, config) -> dict:
@@ -167,9 +182,9 @@ def export(folder: Path, bounds, config) -> dict:
     return summary
 
 
-def plot(res, acc, final, config, path):
+def plot(res, acc, final, align, config, path):
     plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    fig, axes = plt.subplots(1, 4, figsize=(18, 3.8))
     loss = np.asarray(res.scalars["loss"])
     for s in range(loss.shape[0]):
         axes[0].plot(np.arange(1, loss.shape[1] + 1), loss[s], lw=0.8, alpha=0.7)
@@ -192,4 +207,11 @@ def plot(res, acc, final, config, path):
     axes[2].set_ylabel("singular value / largest (seed 0)")
     axes[2].set_title("spectra of the final updates Delta W", fontsize=9)
     axes[2].legend(fontsize=6, ncol=2)
+    for t in range(align.shape[0]):
+        axes[3].plot(steps, align[t].mean(0), lw=0.8)
+    axes[3].plot(steps, align.mean((0, 1)), "k-o", ms=3, lw=2, label="mean")
+    axes[3].set_xlabel("step")
+    axes[3].set_ylabel(f"cos smallest angle, top-{ALIGN_K} subspace: step t vs final")
+    axes[3].set_title("early alignment of the updates (per kernel, mean over seeds)", fontsize=9)
+    axes[3].legend(fontsize=7)
     save_figure(fig, path)
