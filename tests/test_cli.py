@@ -69,6 +69,12 @@ QUICK_CHECKS = {
     "few_shot": lambda m: m["trainable_params"] == 12 * 8 * (384 + 384) + 384 * 2 + 2 and len(m["val_accuracy"]) == 2
     and all(l < 0.6 for l in m["train_loss_final"]) and m["peft"]["r"] == 8 and len(m["peft"]["modules"]) == 12
     and all(r <= 8 for r in m["update_rank"].values()),
+    # digits one-vs-all: class 0 is covered by one 6-face polytope; 6 faces beat 2; compression keeps accuracy
+    "polytopes_real": lambda m: m["faces_needed"]["0"] == [1, 6] and all(r["sign_violations"] == 0 for r in m["rows"])
+    and all(r["compressed_accuracy"] >= r["train_accuracy"] - 0.01 for r in m["rows"])
+    and all(max(r["train_accuracy"] for r in m["rows"] if r["class"] == c and r["faces"] == 6)
+            > max(r["train_accuracy"] for r in m["rows"] if r["class"] == c and r["faces"] == 2) for c in (0, 1, 8))
+    and len(m["sparsity"]["kept"]) == len(m["sparsity"]["flipped"]) == 3,
     "dlor_training": lambda m: all(a["train_mse_at_300_median"] < 0.2 * m["target_variance"]
                                    for a in m["architectures"].values()),
 }

@@ -148,3 +148,19 @@ def test_polytope_points_straddle_the_boundary_and_are_labelled_exactly(dim):
     np.testing.assert_array_equal(np.asarray(P.inside(P.separator(a, b, jnp.float64), x)), y.astype(bool))
     with pytest.raises(ValueError, match="origin"):
         toys.polytope_points(jax.random.key(0), a, b - 2, 10)
+
+
+@pytest.mark.parametrize("polytopes", [1, 2])
+def test_cover_net_layers_are_the_same_function_and_signs_start_negative(polytopes):
+    from lrjax.polytope import cover_net
+    p = cover_net.init(jax.random.key(polytopes), 5, 4, polytopes, jnp.float64)
+    p = {**p, "w": p["w"] * 3.0, "b": p["b"] + 0.5}                     # move off the init so units switch
+    assert cover_net.sign_violations(p) == 0 and p["v"].shape == (polytopes, 4)
+    x = np.asarray(jax.random.normal(jax.random.key(9), (400, 5)), np.float64)
+    f = np.asarray(cover_net.polytope_scores(p, x))
+    np.testing.assert_allclose(np.asarray(cover_net.logits(p, x)), f.max(1), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(P.forward(cover_net.layers(p), x)), f.max(1), rtol=1e-10, atol=1e-10)
+    assert 0 < np.mean(f.max(1) >= 0) < 1                                # both sides occur
+    assert cover_net.sign_violations({**p, "v": -p["v"]}) == p["v"].size
+    with pytest.raises(ValueError, match="polytopes"):
+        cover_net.init(jax.random.key(0), 5, 4, 3)

@@ -1,0 +1,30 @@
+"""One-vs-all polytope covers of real images (Lee, Mammadov, Ye, ICML 2024): for each class, the fewest
+polytopes and faces of a sign-constrained cover network that fit the training images, compression, and
+first-layer sparsity with signs kept vs flipped.
+
+    lrjax run configs/polytopes_real.py                              # MNIST-5k, 1000 images, classes 0-9
+    lrjax run configs/polytopes_real.py --set dataset=fashion_mnist
+    lrjax run configs/polytopes_real.py:quick                        # digits, smoke test
+"""
+import ml_collections
+
+
+def get_config(arg=None):
+    c = ml_collections.ConfigDict()
+    c.experiment = "polytopes_real"
+    c.dataset = "mnist5k"            # mnist5k | fashion_mnist | digits
+    c.n = 1000                       # training images (the authors: 1000 points)
+    c.classes = tuple(range(10))     # one vs all, every class its own network (vmapped)
+    c.faces = (5, 10, 30)            # faces per polytope
+    c.polytopes = (1, 2)             # polytopes per class
+    c.lr = 1e-3                      # Adam, full batch (the authors: 1e-4 for 100,000 steps)
+    c.steps = 3000
+    c.target = 0.999                 # training accuracy that counts as covered
+    c.sparsity = 0.9                 # first-layer weights pruned at the largest grid point
+    c.seed = 0
+    c.min_weight = 0.1               # compression: neurons with |outgoing| * |incoming| below this go
+    if arg == "quick":
+        c.dataset, c.n, c.classes, c.faces, c.steps, c.sparsity = "digits", 300, (0, 1, 8), (2, 6), 400, 0.8
+    elif arg not in (None, ""):
+        raise ValueError(f"unknown config argument {arg!r}; use 'quick' or nothing")
+    return c
