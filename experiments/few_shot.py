@@ -22,7 +22,9 @@ Metrics: ``val_accuracy`` (final, one per seed), ``val_accuracy_mean``/``_std``,
 ``update_rank`` (per target kernel, median over seeds of the numerical rank of the final update:
 singular values above ``1e-3`` of the largest), ``alignment_mean`` (per record, ``alignment_steps``: the cosine of the smallest principal angle between
 the top-8 left singular subspace of each update at that step and at the end, mean over kernels and
-seeds), ``trainable_params``, ``ms_per_step``. Every seed's adapter
+seeds; LoRA's update is 0 at step 0, so its first value is meaningless; two random 8-dimensional subspaces
+of R^384 give about 0.3), ``trainable_params`` (the adapters' trained leaves and the head; outer factors
+only when ``gamma > 0``), ``outer_params``, ``ms_per_step``. Every seed's adapter
 is exported as a PEFT directory ``peft/seed<i>/`` (``lrjax.peft``; Deep LoRA merged to rank ``2 rank``) with
 the head beside it (``head.safetensors``: ``weight (2, 384)``, ``bias (2,)``, torch layout).
 """
@@ -50,6 +52,7 @@ RANK_RTOL = 1e-3
 ALIGN_K = 8        # the top-k singular subspace whose early alignment with the final one is tracked
 DEFAULT_LR = {"lora": 5e-4, "deep_lora": 1e-4}   # the authors' few-shot learning rates (depth 2 / depth 3)
 HIDDEN = 384
+VAL_SNIPPETS = 2551   # the sentiment test split
 
 
 def _installed(_method) -> bool:
@@ -59,7 +62,10 @@ def _installed(_method) -> bool:
 
 
 def _targets_match(targets) -> bool:
-    re.compile(targets)
+    try:
+        re.compile(targets)
+    except re.error:
+        return False
     return any(re.fullmatch(targets, name) for name in ("query", "key", "value"))
 
 
@@ -71,7 +77,9 @@ SCHEMA = Schema(
     checks=[Rule(("method",), _installed, "all-MiniLM-L6-v2 and the sentiment data must be installed"),
             Rule(("targets",), _targets_match, "targets must be a regex matching some of query|key|value"),
             Rule(("batch_size", "samples"), lambda b, n: b <= n, "batch_size must be <= samples"),
-            Rule(("rank",), lambda r: 2 * r <= HIDDEN, f"the compressed width 2 rank must be <= {HIDDEN}"),
+            Rule(("rank", "method"), lambda r, m: (2 * r if m == "deep_lora" else r) <= HIDDEN,
+                 f"rank must be <= {HIDDEN} (Deep LoRA: the compressed width 2 rank)"),
+            Rule(("val_size",), lambda v: v <= VAL_SNIPPETS, f"val_size must be <= {VAL_SNIPPETS} (0: all)"),
             Rule(("eval_every", "steps"), lambda e, s: e <= s, "eval_every must be <= steps"),
             Rule(("samples",), lambda n: n <= 2 * 4307, "samples must be <= 8614 (the smaller class has 4,307 "
                  "training snippets)")],
@@ -152,7 +160,8 @@ def run(config, workdir: Path) -> dict:
             "val_accuracy_std": float(acc[:, -1].std()), "val_accuracy_initial": acc[:, 0].tolist(),
             "val_size": int(len(yv)), "train_loss_final": loss[:, -10:].mean(1).tolist(),
             "update_rank": ranks, "alignment_steps": np.asarray(res.records["step"]).tolist(),
-            "alignment_mean": align.mean((0, 1)).tolist(), "trainable_params": counts["trainable"] + counts["outer"],
+            "alignment_mean": align.mean((0, 1)).tolist(), "trainable_params": counts["trainable"] + (counts["outer"] if config.gamma > 0 else 0),
+            "outer_params": counts["outer"],
             "ms_per_step": 1e3 / res.steps_per_s if res.steps_per_s else None, "setup_s": setup_s,
             "peft": exported, "device": jax.devices()[0].device_kind}
 

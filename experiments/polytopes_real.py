@@ -8,7 +8,7 @@ class ``c`` plus the mean over the rest, the authors' lambda = 1) and every ``(p
 grid, a sign-constrained cover network (``lrjax.polytope.cover_net``: ``K`` polytopes of ``m`` faces) is
 trained, all classes as one vmapped program (full batch, Adam ``lr``, ``steps``).
 
-- ``faces_needed[c]``: the smallest ``(K, m)`` (fewest polytopes first, then fewest faces) whose training
+- ``faces_needed[c]``: the smallest ``(K, m)`` (``m``: hidden units per polytope, its faces) (fewest polytopes first, then fewest faces) whose training
   accuracy reaches ``target``, or ``None``;
 - ``rows``: per ``(K, m)`` and class, training / test accuracy, sign violations (``v >= 0``: the polytope
   constraint broken), and the widths and accuracy after ``compress.compress`` (remove, merge, redundant,
@@ -33,9 +33,9 @@ from lrjax.runs import figure_path, pyplot, save_figure
 from lrjax.schema import Choice, Float, Int, Rule, Schema, Seq
 
 SCHEMA = Schema(
-    dataset=Choice(*data.available()), n=Int(min=10), classes=Seq(Int(min=0, max=9)), faces=Seq(Int(min=1)),
-    polytopes=Seq(Int(min=1, max=cover_net.MAX_POLYTOPES)), lr=Float(gt=0), steps=Int(min=1), target=Float(gt=0, le=1),
-    sparsity=Float(ge=0, lt=1), seed=Int(min=0), min_weight=Float(ge=0),
+    dataset=Choice(*data.available()), n=Int(min=10), classes=Seq(Int(min=0, max=9), distinct=True),
+    faces=Seq(Int(min=1), distinct=True), polytopes=Seq(Int(min=1, max=cover_net.MAX_POLYTOPES), distinct=True), lr=Float(gt=0), steps=Int(min=1), target=Float(gt=0, le=1),
+    sparsity=Float(gt=0, lt=1), seed=Int(min=0), min_weight=Float(ge=0),
     checks=[Rule(("dataset",), lambda d: bool(data.locate(d)), "the dataset must be installed"),
             Rule(("n", "dataset"), lambda n, d: n <= data.TRAIN_SIZES[d], "n must be <= the training split")],
 )

@@ -72,8 +72,9 @@ def export(directory: str | os.PathLike, bound: binding.Bound, module_name: Call
     if not modules:
         raise ValueError("export: the bound model has no adapter leaves")
     if len(ranks) != 1 or len(alphas) != 1 or len(rslora) != 1:
-        raise ValueError(f"export: one PEFT config needs one rank and alpha, got ranks {sorted(ranks)}, alphas {sorted(alphas)}")
-    targets = sorted({m.rsplit(".", 1)[-1] for m in modules})
+        raise ValueError(f"export: one PEFT config needs one rank, alpha and use_rslora; got ranks {sorted(ranks)}, "
+                         f"alphas {sorted(alphas)}, use_rslora {sorted(rslora)}")
+    targets = sorted(modules)          # full module names: PEFT adapts exactly these, not every same-named one
     config = {"peft_type": "LORA", "r": ranks.pop(), "lora_alpha": alphas.pop(), "target_modules": targets,
               "lora_dropout": 0.0, "bias": "none", "use_rslora": rslora.pop(), "fan_in_fan_out": False,
               "modules_to_save": None, "task_type": None, "base_model_name_or_path": base_model_name_or_path,
@@ -94,6 +95,9 @@ def load(directory: str | os.PathLike, params, module_name: Callable[[str], str]
     config = json.loads((directory / CONFIG_FILE).read_text())
     if config.get("peft_type") != "LORA":
         raise ValueError(f"{directory}/{CONFIG_FILE}: peft_type is {config.get('peft_type')!r}, expected 'LORA'")
+    for key in ("rank_pattern", "alpha_pattern"):
+        if config.get(key):
+            raise ValueError(f"{directory}/{CONFIG_FILE}: per-module {key} is not supported")
     tensors = load_file(str(directory / WEIGHTS_FILE))
     r, alpha, rs = int(config["r"]), float(config["lora_alpha"]), bool(config.get("use_rslora", False))
     paths = [binding.path_to_str(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]

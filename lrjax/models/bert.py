@@ -235,10 +235,11 @@ class Pretrained:
         ``max_length`` tokens and padded with 0 to the longest sentence (``T = max_length`` with ``pad``)."""
         if isinstance(sentences, str) or not all(isinstance(s, str) for s in sentences) or not len(sentences):
             raise ValueError("tokenize needs a non-empty list of strings")
-        tok = self.tokenizer
-        tok.enable_truncation(max_length)
-        tok.no_padding()
-        encoded = [e.ids for e in tok.encode_batch(list(sentences))]
+        if not 2 <= max_length <= self.config.max_position_embeddings:
+            raise ValueError(f"max_length must be in [2, {self.config.max_position_embeddings}], got {max_length}")
+        # truncate as HuggingFace does for one sequence: keep [CLS] and the first tokens, end with [SEP]
+        encoded = [e.ids if len(e.ids) <= max_length else e.ids[:max_length - 1] + e.ids[-1:]
+                   for e in self.tokenizer.encode_batch(list(sentences))]
         length = max_length if pad else max(map(len, encoded))
         ids, mask = np.zeros((len(encoded), length), np.int32), np.zeros((len(encoded), length), np.int32)
         for i, e in enumerate(encoded):
@@ -253,8 +254,10 @@ def load_minilm() -> Pretrained:
     from tokenizers import Tokenizer
     folder = minilm_dir()
     config = BertConfig.from_json(folder / "config.json")
-    return Pretrained(config, params_from_hf(load_file(str(folder / "model.safetensors")), config),
-                      Tokenizer.from_file(str(folder / "tokenizer.json")))
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tokenizer.no_truncation()      # tokenizer.json pads and truncates to 128; ``tokenize`` does both itself
+    tokenizer.no_padding()
+    return Pretrained(config, params_from_hf(load_file(str(folder / "model.safetensors")), config), tokenizer)
 
 
 @functools.lru_cache(maxsize=4)

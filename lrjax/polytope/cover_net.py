@@ -1,5 +1,6 @@
 """The sign-constrained polytope-cover network (Lee, Mammadov, Ye, ICML 2024, their real-data experiments):
-a network whose decision region is, by construction, a union of ``K`` convex polytopes with ``m`` faces each.
+a network whose decision region is, by construction, a union of ``K`` convex polyhedra, each cut out by ``m``
+hidden units (it contains the polytope of its ``m`` faces; its own boundary may have more pieces).
 
 Parameters ``{"w": (d, K m), "b": (K m,), "v": (K, m)}``; polytope ``k`` uses hidden units ``k m .. k m + m - 1``:
 
