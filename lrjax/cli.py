@@ -32,8 +32,8 @@ from pathlib import Path
 import ml_collections
 
 from lrjax.dynamics import CheckpointError, DivergenceError, ResumeError
-from lrjax.runs import (DirectoryBusyError, DirectoryLock, default_workdir, first_line, to_jsonable, write_json,
-                        write_text)
+from lrjax.runs import (DirectoryBusyError, DirectoryLock, avoid_xla_cpu_deadlock, default_workdir, first_line,
+                        to_jsonable, write_json, write_text)
 from lrjax.schema import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository, for an editable install
@@ -352,6 +352,7 @@ def _bench(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    avoid_xla_cpu_deadlock()   # before the first computation of this process (lrjax.runs)
     args = _parser().parse_args(argv)
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning  # one line per warning (e.g. a checkpoint that failed verification)

@@ -103,6 +103,20 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     os.replace(tmp, path)
 
 
+XLA_CPU_SCHEDULER_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
+
+
+def avoid_xla_cpu_deadlock() -> None:
+    """Add ``XLA_CPU_SCHEDULER_FLAG`` to ``$XLA_FLAGS`` (call before the first computation; ``lrjax run`` and
+    the tests do). XLA:CPU (jax 0.10.2) hangs, every thread idle, running a program with two or more batched
+    LAPACK calls of size >= 300 (``jit(vmap(...))`` of a depth-2 ``deep`` init at 384 x 384, the few-shot
+    Deep LoRA init, vmapped SVDs of the update spectra); its concurrency-optimized scheduler is what
+    overlaps them (reproduced; either this flag or ``--xla_cpu_multi_thread_eigen=false`` avoids it)."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_enable_concurrency_optimized_scheduler" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {XLA_CPU_SCHEDULER_FLAG}".strip()
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically."""
     write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + "\n")

@@ -360,3 +360,24 @@ def test_few_shot_without_its_model_or_data_fails_before_work(tmp_path, capsys, 
         code, err = _bad(capsys, [few_shot, *bad], tmp_path / "w")
         assert code == 2 and err.count("\n") == 1, err
     assert not (tmp_path / "w").exists()
+
+
+def test_few_shot_deep_lora_compresses_to_width_2r(tmp_path):
+    """Deep LoRA at r = 8: 12 kernels of three 16 x 16 inner factors and the head train; the outer factors
+    (12 x 2 x 384 x 16) sit at gamma = 0."""
+    assert cli.main(["run", str(ROOT / "configs/few_shot.py:quick"), "--set", "method=deep_lora",
+                     "--workdir", str(tmp_path / "d")]) == 0
+    m = json.loads((tmp_path / "d" / "metrics.json").read_text())
+    assert m["trainable_params"] == 12 * 3 * 16 * 16 + 770 and m["outer_params"] == 12 * 2 * 384 * 16
+    assert m["peft"]["r"] == 16 and m["peft"]["discarded"] < 1e-3 and all(l < 0.69 for l in m["train_loss_final"])
+
+
+def test_batched_lapack_programs_finish_with_the_scheduler_flag():
+    """The XLA:CPU hang that lrjax.runs.avoid_xla_cpu_deadlock works around: two vmapped 384 x 384 QRs."""
+    code = ("from lrjax.runs import avoid_xla_cpu_deadlock; avoid_xla_cpu_deadlock()\n"
+            "import jax; from lrjax import param\n"
+            "k = jax.random.split(jax.random.key(0), 2)\n"
+            "jax.block_until_ready(jax.jit(jax.vmap(lambda k: param.deep(2).init(k, (384, 384))))(k)); print('done')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={k: v for k, v in os.environ.items() if k != "XLA_FLAGS"})
+    assert out.stdout.strip() == "done", out.stderr[-2000:]
