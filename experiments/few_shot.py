@@ -101,6 +101,21 @@ def updates(bound: binding.Bound) -> dict:
     return {name: p.delta(bound.theta[name]) for name, p in bound.params if isinstance(p, Adapter)}
 
 
+def update_spectra(bound: binding.Bound) -> dict:
+    """One SVD per adapter update: ``{"<path>/sv": singular values, "<path>/top": top-ALIGN_K left vectors}``."""
+    out = {}
+    for name, w in updates(bound).items():
+        u, sv, _ = jnp.linalg.svd(w, full_matrices=False)
+        out[f"{name}/sv"], out[f"{name}/top"] = sv, u[:, :ALIGN_K]
+    return out
+
+
+def _records(res, kind: str) -> dict:
+    """``{kernel path: (seeds, records, ...)}`` of the ``update`` recorder's ``kind`` (``sv`` or ``top``)."""
+    return {k[len("update/"):-len(kind) - 1]: np.asarray(v) for k, v in res.records.items()
+            if k.startswith("update/") and k.endswith(f"/{kind}")}
+
+
 def run(config, workdir: Path) -> dict:
     workdir = Path(workdir)
     t0 = time.perf_counter()
@@ -138,8 +153,7 @@ def run(config, workdir: Path) -> dict:
     data = {"train": {"x": x, "y": y}, "val": {"x": reps(xv), "y": reps(yv)}}
     # the validation set in one chunk (<= 2,551 snippets per seed fit in memory)
     recorders = {"val": dynamics.with_data(lambda b, d: tasks.evaluate(apply, b, d["val"]["x"], d["val"]["y"], chunk=len(yv))),
-                 "update_sv": lambda b: {k: analysis.singular_values(w) for k, w in updates(b).items()},
-                 "update_top": lambda b: {k: analysis.orthonormal_basis(w, ALIGN_K) for k, w in updates(b).items()}}
+                 "update": update_spectra}
     setup_s = time.perf_counter() - t0
     res = dynamics.run(objective, bounds, tx, config.steps, data=data, batched=True, data_batched=True,
                        batches=dynamics.Minibatches(config.batch_size), key=jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys),
@@ -147,10 +161,10 @@ def run(config, workdir: Path) -> dict:
                        workdir=workdir, checkpoint_every=config.checkpoint_every, fingerprint=SCHEMA.fixed(config),
                        desc=f"{config.method} r={config.rank} n={config.samples}")
     acc = np.asarray(res.records["val/accuracy"])                       # (seeds, records)
-    spectra = {k.split("/", 1)[1]: np.asarray(v) for k, v in res.records.items() if k.startswith("update_sv/")}
+    spectra = _records(res, "sv")
     final = {k: v[:, -1] for k, v in spectra.items()}                    # (seeds, 384)
     ranks = {k: float(np.median(np.sum(s > RANK_RTOL * s[:, :1], -1))) for k, s in final.items()}
-    align = alignment({k.split("/", 1)[1]: np.asarray(v) for k, v in res.records.items() if k.startswith("update_top/")})
+    align = alignment(_records(res, "top"))
     exported = export(workdir / "peft", res.params, config)
     np.savez(workdir / "trajectory.npz", step=res.records["step"], val_accuracy=acc, train_loss=res.scalars["loss"],
              **{f"update_sv/{k}": v for k, v in spectra.items()})

@@ -50,7 +50,8 @@ def balanced_bce(params, batch, mask=None):
 
 
 def accuracy(params, x, y) -> float:
-    return float(np.mean((np.asarray(cover_net.logits(params, jnp.asarray(x))) >= 0) == (np.asarray(y) > 0)))
+    """Accuracy of a cover network on (x, y), through its plain layers (``compress.accuracy``, float64)."""
+    return compress.accuracy(cover_net.layers(params), x, y)
 
 
 def _load(config):
