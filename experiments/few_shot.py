@@ -13,7 +13,9 @@ weight frozen. ``method``:
   (``analysis.compress_bound``), its outer factors trained at ``gamma * lr`` (the discrepant rate).
 
 Each seed draws its own ``samples`` training snippets (half per class, ``text.few_shot``); ``seeds`` seeds
-train as one vmapped program (Adam, minibatches of ``batch_size`` on the device, ``steps`` steps). Validation:
+train as one vmapped program: Adam (``adam_eps``), minibatches of ``batch_size`` (the authors: 1) on the
+device, ``steps`` steps, the learning rate decaying linearly from ``lr`` to ``decay_ratio * lr`` over the first
+``decay_steps`` steps and constant after (the authors' schedule: 0.1 over their 200 steps). Validation:
 ``val_size`` snippets of the fixed test split (0: all 2,551), accuracy every ``eval_every`` steps.
 Sentences are truncated to ``max_length`` tokens.
 
@@ -24,7 +26,8 @@ singular values above ``1e-3`` of the largest), ``alignment_mean`` (per record, 
 the top-8 left singular subspace of each update at that step and at the end, mean over kernels and
 seeds; LoRA's update is 0 at step 0, so its first value is meaningless; two random 8-dimensional subspaces
 of R^384 give about 0.3), ``trainable_params`` (the adapters' trained leaves and the head; outer factors
-only when ``gamma > 0``), ``outer_params``, ``ms_per_step``. Every seed's adapter
+only when ``gamma > 0``), ``outer_params``, ``ms_per_step``, ``peak_memory_mb`` (``runs.peak_memory_mb``:
+the peak so far). Every seed's adapter
 is exported as a PEFT directory ``peft/seed<i>/`` (``lrjax.peft``; Deep LoRA merged to rank ``2 rank``) with
 the head beside it (``head.safetensors``: ``weight (2, 384)``, ``bias (2,)``, torch layout).
 """
@@ -45,7 +48,7 @@ from lrjax.data import text
 from lrjax.models import bert
 from lrjax.optim import optimizer
 from lrjax.param import Adapter
-from lrjax.runs import figure_path, pyplot, save_figure
+from lrjax.runs import figure_path, peak_memory_mb, pyplot, save_figure
 from lrjax.schema import Bool, Choice, Float, Int, Rule, Schema, Str
 
 RANK_RTOL = 1e-3
@@ -71,7 +74,8 @@ def _targets_match(targets) -> bool:
 
 SCHEMA = Schema(
     method=Choice("lora", "deep_lora"), rank=Int(min=1), samples=Int(min=2), seeds=Int(min=1),
-    steps=Int(min=1, resume="grow"), lr=Float(ge=0), batch_size=Int(min=1), depth=Int(min=2), eps=Float(gt=0),
+    steps=Int(min=1, resume="grow"), lr=Float(ge=0), batch_size=Int(min=1), decay_ratio=Float(gt=0, le=1),
+    decay_steps=Int(min=1), adam_eps=Float(gt=0), depth=Int(min=2), eps=Float(gt=0),
     compress=Bool(), gamma=Float(ge=0), targets=Str(), max_length=Int(min=4, max=bert.MAX_SEQ_LENGTH),
     val_size=Int(min=0), eval_every=Int(min=1), seed=Int(min=0), checkpoint_every=Int(min=0, resume="any"),
     checks=[Rule(("method",), _installed, "all-MiniLM-L6-v2 and the sentiment data must be installed"),
@@ -84,6 +88,14 @@ SCHEMA = Schema(
             Rule(("samples",), lambda n: n <= 2 * 4307, "samples must be <= 8614 (the smaller class has 4,307 "
                  "training snippets)")],
 )
+
+
+def learning_rate(lr: float, config):
+    """``lr`` at step 0, linearly down to ``decay_ratio * lr`` at ``decay_steps``, constant after (a fixed horizon,
+    so a run resumed with more ``steps`` continues the same schedule)."""
+    if config.decay_ratio == 1.0:
+        return lr
+    return optax.linear_schedule(lr, config.decay_ratio * lr, config.decay_steps)
 
 
 def adapter_spec(config) -> str:
@@ -148,7 +160,7 @@ def run(config, workdir: Path) -> dict:
     one = jax.tree.map(lambda a: a[0], bounds)
     counts = binding.count_params(one)
     lr = config.lr or DEFAULT_LR[config.method]
-    tx = optimizer(optax.adam(lr), binding.roles(one), outer_lr_scale=config.gamma)
+    tx = optimizer(optax.adam(learning_rate(lr, config), eps=config.adam_eps), binding.roles(one), outer_lr_scale=config.gamma)
     reps = lambda a: np.broadcast_to(a, (config.seeds, *a.shape))  # noqa: E731
     data = {"train": {"x": x, "y": y}, "val": {"x": reps(xv), "y": reps(yv)}}
     # the validation set in one chunk (<= 2,551 snippets per seed fit in memory)
@@ -178,7 +190,7 @@ def run(config, workdir: Path) -> dict:
             "alignment_mean": align.mean((0, 1)).tolist(), "trainable_params": counts["trainable"] + (counts["outer"] if config.gamma > 0 else 0),
             "outer_params": counts["outer"],
             "ms_per_step": 1e3 / res.steps_per_s if res.steps_per_s else None, "setup_s": setup_s,
-            "peft": exported, "device": jax.devices()[0].device_kind}
+            "peft": exported, "peak_memory_mb": peak_memory_mb(), "device": jax.devices()[0].device_kind}
 
 
 def alignment(tops: dict) -> np.ndarray:

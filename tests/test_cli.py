@@ -69,6 +69,12 @@ QUICK_CHECKS = {
     "few_shot": lambda m: m["trainable_params"] == 12 * 8 * (384 + 384) + 384 * 2 + 2 and len(m["val_accuracy"]) == 2
     and all(l < 0.6 for l in m["train_loss_final"]) and m["peft"]["r"] == 8 and len(m["peft"]["modules"]) == 12
     and all(r == 8 for r in m["update_rank"].values()),
+    # four cells (2 methods x ranks 2, 4); LoRA's update has rank r, compressed Deep LoRA's at most 2 r
+    "few_shot_sweep": lambda m: [(c["method"], c["rank"]) for c in m["cells"]] == [("lora", 2), ("lora", 4),
+                                                                                   ("deep_lora", 2), ("deep_lora", 4)]
+    and all(c["update_rank_median"] == c["rank"] for c in m["cells"] if c["method"] == "lora")
+    and all(1 <= c["update_rank_median"] <= 2 * c["rank"] for c in m["cells"] if c["method"] == "deep_lora")
+    and all(len(c["val_accuracy"]) == 2 and 0.3 < c["val_accuracy_mean"] < 1 for c in m["cells"]),
     # digits one-vs-all: class 0 is covered by one 6-face polytope; 6 faces beat 2; compression keeps accuracy
     "polytopes_real": lambda m: m["faces_needed"]["0"] in ([1, 6], [2, 6]) and all(r["sign_violations"] == 0 for r in m["rows"])
     and all(r["compressed_accuracy"] >= r["train_accuracy"] - 0.01 for r in m["rows"])
@@ -370,6 +376,28 @@ def test_few_shot_deep_lora_compresses_to_width_2r(tmp_path):
     m = json.loads((tmp_path / "d" / "metrics.json").read_text())
     assert m["trainable_params"] == 12 * 3 * 16 * 16 + 770 and m["outer_params"] == 12 * 2 * 384 * 16
     assert m["peft"]["r"] == 16 and m["peft"]["discarded"] < 1e-3 and all(l < 0.69 for l in m["train_loss_final"])
+
+
+def test_few_shot_sweep_checks_every_cell_and_reads_finished_cells_back(tmp_path, capsys, monkeypatch):
+    sweep = str(ROOT / "configs/few_shot_sweep.py:quick")
+    for bad, fragment in ((["--set", "ranks=(2,200)"], "cell deep_lora_r200_n8: config keys rank=200"),
+                          (["--set", "batch_size=9"], "cell lora_r2_n8: config keys batch_size=9, samples=8"),
+                          (["--set", "methods=lora,dora"], "config key 'methods'")):
+        code, err = _bad(capsys, [sweep, *bad], tmp_path / "w")
+        assert code == 2 and err.count("\n") == 1 and fragment in err, err
+    assert not (tmp_path / "w").exists()
+    one = ["--set", "methods=lora", "--set", "ranks=(2,)"]
+    assert cli.main(["run", sweep, *one, "--workdir", str(tmp_path / "s")]) == 0
+    first = json.loads((tmp_path / "s" / "metrics.json").read_text())["cells"]
+    from experiments import few_shot
+
+    def no_training(*args):
+        raise AssertionError("a finished cell was trained again")
+    monkeypatch.setattr(few_shot, "run", no_training)
+    assert cli.main(["run", sweep, *one, "--workdir", str(tmp_path / "s")]) == 0
+    assert json.loads((tmp_path / "s" / "metrics.json").read_text())["cells"] == first
+    with pytest.raises(AssertionError, match="trained again"):   # more steps: a different cell, trained again
+        cli.main(["run", sweep, *one, "--set", "steps=30", "--workdir", str(tmp_path / "s")])
 
 
 def test_batched_lapack_programs_finish_with_the_scheduler_flag():

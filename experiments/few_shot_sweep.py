@@ -1,0 +1,128 @@
+"""Experiment: a grid of ``few_shot`` runs, every method x rank x training-set size (``methods``, ``ranks``,
+``sample_sizes``), each in ``<workdir>/<method>_r<rank>_n<samples>/`` with its own metrics, figure and PEFT
+adapters. A cell whose stored ``config.json`` equals its config is read back, not re-run, so an interrupted
+sweep continues where it stopped; a cell with another config is run again from scratch.
+
+Metrics: ``cells`` (one row per cell: method, rank, samples, ``val_accuracy_mean``/``_std``, ``ms_per_step``,
+``update_rank_median``: median over kernels and seeds of the final update's numerical rank, singular values
+above ``1e-3`` of the largest). Figure ``few_shot_sweep.png``: validation accuracy against the rank (at the
+smallest training set) and against the training-set size (at the smallest rank), and histograms of the
+numerical ranks of the final updates (every kernel and seed) at the smallest rank and largest training set.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from experiments import few_shot
+from lrjax.runs import figure_path, pyplot, save_figure, to_jsonable, write_json
+from lrjax.schema import ConfigError, Int, Names, Schema, Seq
+
+SWEPT = ("method", "rank", "samples")
+
+
+class SweepSchema(Schema):
+    """few_shot's fields less the swept ones, plus the grid; every cell is validated as a few_shot config."""
+
+    def validate(self, config) -> None:
+        super().validate(config)
+        for cell in cells(config):
+            try:
+                few_shot.SCHEMA.validate(cell)
+            except ConfigError as e:
+                raise ConfigError(f"cell {name(cell)}: {e}") from None
+
+
+SCHEMA = SweepSchema(
+    checks=[r for r in few_shot.SCHEMA.checks if not set(r.keys) & set(SWEPT)],
+    methods=Names("lora", "deep_lora"), ranks=Seq(Int(min=1), distinct=True), sample_sizes=Seq(Int(min=2), distinct=True),
+    **{k: f for k, f in few_shot.SCHEMA.fields.items() if k not in SWEPT})
+
+
+def cells(config) -> list:
+    """One few_shot config (a ConfigDict) per method x rank x samples, in that order."""
+    shared = {k: v for k, v in config.items() if k not in ("experiment", "methods", "ranks", "sample_sizes")}
+    out = []
+    for method, rank, samples in itertools.product(
+            [m.strip() for m in config.methods.split(",") if m.strip()], config.ranks, config.sample_sizes):
+        cell = type(config)(dict(shared, experiment="few_shot", method=method, rank=rank, samples=samples))
+        out.append(cell)
+    return out
+
+
+def name(cell) -> str:
+    return f"{cell.method}_r{cell.rank}_n{cell.samples}"
+
+
+def run_cell(cell, folder: Path) -> dict:
+    """The cell's metrics: read back when ``folder`` holds a finished run of exactly this config."""
+    record, done = folder / "config.json", folder / "metrics.json"
+    want = to_jsonable(cell.to_dict())
+    if record.is_file() and done.is_file() and json.loads(record.read_text()) == want:
+        return json.loads(done.read_text())
+    done.unlink(missing_ok=True)
+    write_json(record, want)
+    metrics = few_shot.run(cell, folder)
+    write_json(done, metrics)
+    return metrics
+
+
+def final_ranks(folder: Path) -> np.ndarray:
+    """Numerical ranks of every kernel's final update for every seed, from the cell's ``trajectory.npz``."""
+    data = np.load(folder / "trajectory.npz")
+    sv = np.stack([data[k][:, -1] for k in data.files if k.startswith("update_sv/")])   # (kernels, seeds, 384)
+    return np.sum(sv > few_shot.RANK_RTOL * sv[..., :1], -1).ravel()
+
+
+def run(config, workdir: Path) -> dict:
+    workdir = Path(workdir)
+    rows, ranks = [], {}
+    grid = cells(config)
+    for i, cell in enumerate(grid):
+        print(f"few_shot_sweep: cell {i + 1}/{len(grid)}: {name(cell)}", flush=True)
+        m = run_cell(cell, workdir / name(cell))
+        ranks[name(cell)] = final_ranks(workdir / name(cell))
+        rows.append({"method": cell.method, "rank": cell.rank, "samples": cell.samples,
+                     "val_accuracy_mean": m["val_accuracy_mean"], "val_accuracy_std": m["val_accuracy_std"],
+                     "val_accuracy": m["val_accuracy"], "ms_per_step": m["ms_per_step"],
+                     "trainable_params": m["trainable_params"],
+                     "update_rank_median": float(np.median(ranks[name(cell)]))})
+    plot(rows, ranks, config, figure_path(workdir, "few_shot_sweep"))
+    return {"cells": rows, "device": jax.devices()[0].device_kind}
+
+
+def plot(rows, ranks, config, path):
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    methods = [m.strip() for m in config.methods.split(",") if m.strip()]
+    n0, r0 = min(config.sample_sizes), min(config.ranks)
+    for method in methods:
+        for ax, key, fixed, other in ((axes[0], "rank", "samples", n0), (axes[1], "samples", "rank", r0)):
+            pts = sorted((r[key], r["val_accuracy_mean"], r["val_accuracy_std"]) for r in rows
+                         if r["method"] == method and r[fixed] == other)
+            x, y, e = map(np.array, zip(*pts))
+            ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=method)
+    axes[0].set_xscale("log", base=2)
+    axes[0].set_xlabel("adapter rank r (Deep LoRA: compressed width 2r)")
+    axes[0].set_title(f"{n0} training snippets", fontsize=9)
+    axes[1].set_xscale("log", base=2)
+    axes[1].set_xlabel("training snippets")
+    axes[1].set_title(f"rank r = {r0}", fontsize=9)
+    for ax in axes[:2]:
+        ax.set_ylabel(f"validation accuracy (mean +- std, {config.seeds} seeds)")
+        ax.legend(fontsize=8)
+    n1 = max(config.sample_sizes)
+    hist = {m: ranks[f"{m}_r{r0}_n{n1}"] for m in methods}
+    top = max(int(v.max()) for v in hist.values())
+    bins = np.arange(0.5, top + 1.5)
+    for m, v in hist.items():
+        axes[2].hist(v, bins=bins, alpha=0.6, label=f"{m} (median {np.median(v):g})")
+    axes[2].set_xlabel(f"numerical rank of the final update (s > {few_shot.RANK_RTOL:g} s_1)")
+    axes[2].set_ylabel("kernels x seeds")
+    axes[2].set_title(f"r = {r0}, {n1} training snippets", fontsize=9)
+    axes[2].legend(fontsize=8)
+    save_figure(fig, path)
