@@ -35,7 +35,7 @@ def build_methods(config, task):
     """The config's ``methods`` (comma-separated: original, compressed, spectral) as ``Method`` s."""
     orig = recovery.original(task, config.depth, config.eps, jax.random.key(config.seed + 1))
     out = []
-    for name in [m.strip() for m in config.methods.split(",") if m.strip()]:
+    for name in Names.split(config.methods):
         if name == "original":
             out.append(orig)
         elif name == "compressed":

