@@ -1,5 +1,5 @@
 """Command line: ``lrjax run CONFIG.py[:variant] [--set key=value]... [--workdir DIR] [--import MODULE]...
-[--restart]``, ``lrjax list``, ``lrjax bench dynamics|recovery|completion|train|forward|intrinsic``.
+[--restart] [--coordinator HOST:PORT --num-processes N --process-id I]``, ``lrjax list``, ``lrjax bench dynamics|recovery|completion|train|forward|intrinsic``.
 
 A config is a python file with ``get_config(variant) -> ml_collections.ConfigDict`` whose ``experiment``
 key names a module ``experiments/<experiment>.py`` of lrjax's repository, which declares ``SCHEMA``
@@ -11,7 +11,10 @@ key names a module ``experiments/<experiment>.py`` of lrjax's repository, which 
 2. in a work directory that already holds a run, continues it only if its ``config.json`` matches, up to
    keys whose schema allows the change (a longer ``steps``, another ``tol``): otherwise it refuses, naming
    the keys (``--restart`` deletes that run's outputs first); one process at a time per work directory;
-3. runs the experiment and writes ``config.json`` and ``metrics.json`` (default work directory
+3. with ``--coordinator HOST:PORT --num-processes N --process-id I`` (or ``LRJAX_COORDINATOR``, ...; only
+   for experiments that set ``SPANS_PROCESSES``, e.g. ``completion_sweep``) joins a multi-process JAX run
+   first; only process 0 uses the work directory;
+4. runs the experiment and writes ``config.json`` and ``metrics.json`` (default work directory
    ``runs/<experiment>/<timestamp>``). Exit code 1 when the run diverged or the experiment's verdict
    (``metrics["passed"]``) is False, 0 otherwise.
 """
@@ -25,12 +28,14 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
 
 import ml_collections
 
+from lrjax import distributed
 from lrjax.dynamics import CheckpointError, DivergenceError, ResumeError
 from lrjax.runs import (DirectoryBusyError, DirectoryLock, avoid_xla_cpu_deadlock, default_workdir, first_line,
                         to_jsonable, write_json, write_text)
@@ -226,15 +231,42 @@ def restart(path: Path) -> None:
             p.unlink()
 
 
+def spanning_experiments() -> list[str]:
+    """The experiments that accept ``--coordinator`` (their module sets ``SPANS_PROCESSES = True``)."""
+    return sorted(p.stem for p in (ROOT / "experiments").glob("*.py")
+                  if "\nSPANS_PROCESSES = True" in p.read_text())
+
+
+def resolve_processes(module, name: str, coordinator, num_processes, process_id) -> tuple[str, int, int] | None:
+    """``(coordinator, num_processes, process_id)`` (arguments, else ``LRJAX_*``; ``distributed.resolve``) or
+    ``None`` for one process; ``ConfigError`` for bad values or an experiment that runs in one process."""
+    try:
+        joined = distributed.resolve(coordinator, num_processes, process_id)
+    except ValueError as e:
+        raise ConfigError(str(e).replace("initialize: ", "--coordinator/--num-processes/--process-id: ")) from None
+    if joined is not None and not getattr(module, "SPANS_PROCESSES", False):
+        raise ConfigError(f"experiment {name!r} runs in one process; --coordinator (or LRJAX_COORDINATOR) applies to "
+                          f"{', '.join(spanning_experiments())}")
+    return joined
+
+
 def run_config(spec: str, overrides: list[str] = (), workdir: str | None = None, quiet: bool = False,
-               imports: list[str] = (), fresh: bool = False) -> dict:
+               imports: list[str] = (), fresh: bool = False, coordinator: str | None = None,
+               num_processes: int | None = None, process_id: int | None = None) -> dict:
     """Load, validate, run and record one experiment (module docstring); returns its metrics.
-    ``fresh=True`` is ``--restart``."""
+    ``fresh=True`` is ``--restart``. With a coordinator (``distributed.resolve``) the process joins a
+    multi-process run before the experiment starts; process 0 alone uses the work directory, the others
+    run in a scratch directory that is deleted and print nothing."""
     config, _ = load_config(spec)
     import_modules(list(imports))
     apply_overrides(config, list(overrides))
     module = experiment_module(config.experiment)
     module.SCHEMA.validate(config)
+    joined = resolve_processes(module, config.experiment, coordinator, num_processes, process_id)
+    if joined is not None and joined[2] != 0:
+        distributed.initialize(*joined)
+        with tempfile.TemporaryDirectory(prefix="lrjax-process-") as scratch:
+            return dict(module.run(config, Path(scratch)))
     out = Path(workdir) if workdir else default_workdir(config.experiment)
     check_workdir(out)
     if fresh:
@@ -259,6 +291,8 @@ def run_config(spec: str, overrides: list[str] = (), workdir: str | None = None,
         write_json(record, config.to_dict())
         t0 = time.perf_counter()
         try:
+            if joined is not None:
+                distributed.initialize(*joined)
             metrics = dict(module.run(config, out))
         except BaseException:  # a run that did not complete leaves the stored run described as it was
             if previous is None:
@@ -310,6 +344,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="import a module or .py file first (e.g. one that registers a parameterization)")
     p_run.add_argument("--restart", action="store_true",
                        help="discard the run stored in --workdir (its outputs and checkpoints) and start over")
+    p_run.add_argument("--coordinator", metavar="HOST:PORT",
+                       help="join a multi-process run whose process 0 listens there (default $LRJAX_COORDINATOR); "
+                            "for experiments that span processes (e.g. completion_sweep)")
+    p_run.add_argument("--num-processes", type=int, help="processes in the run (default $LRJAX_NUM_PROCESSES)")
+    p_run.add_argument("--process-id", type=int,
+                       help="this process, 0..N-1; only process 0 writes --workdir (default $LRJAX_PROCESS_ID)")
     p_list = sub.add_parser("list", help="list the experiment configs")
     p_list.add_argument("--configs", default=str(ROOT / "configs"), help="folder of configs (default: the repository's)")
     p_bench = sub.add_parser("bench", help="benchmarks")
@@ -358,7 +398,9 @@ def main(argv: list[str] | None = None) -> int:
         warnings.showwarning = _show_warning  # one line per warning (e.g. a checkpoint that failed verification)
         try:
             if args.command == "run":
-                metrics = run_config(args.config, args.set, args.workdir, imports=args.imports, fresh=args.restart)
+                metrics = run_config(args.config, args.set, args.workdir, imports=args.imports, fresh=args.restart,
+                                     coordinator=args.coordinator, num_processes=args.num_processes,
+                                     process_id=args.process_id)
                 if metrics.get("passed") is not None and not bool(metrics["passed"]):
                     print(f"lrjax: the experiment's check failed (passed = false; see {args.config})",
                           file=sys.stderr)

@@ -39,19 +39,17 @@ def _check_coordinator(coordinator: str) -> None:
         raise ValueError(f"initialize: coordinator={coordinator!r} must be 'host:port' with a port in 1..65535")
 
 
-def initialize(coordinator: str | None = None, num_processes: int | None = None,
-               process_id: int | None = None) -> bool:
-    """Join a multi-process JAX run; call it before any other JAX call.
-
-    Arguments default to the environment variables ``LRJAX_COORDINATOR`` (``"host:port"`` of process 0),
-    ``LRJAX_NUM_PROCESSES`` and ``LRJAX_PROCESS_ID``. Returns ``False`` and does nothing without a
-    coordinator (single process), ``True`` once joined. Bad values raise ``ValueError`` before anything is
-    started; CPU collectives are set to gloo (unless chosen already) so cross-process collectives work on
-    CPU. A second call with the same arguments does nothing; with other arguments it raises ``RuntimeError``.
-    """
+def resolve(coordinator: str | None = None, num_processes: int | str | None = None,
+            process_id: int | str | None = None) -> tuple[str, int, int] | None:
+    """``(coordinator, num_processes, process_id)`` from the arguments, else the environment variables
+    ``LRJAX_COORDINATOR`` (``"host:port"`` of process 0), ``LRJAX_NUM_PROCESSES`` and ``LRJAX_PROCESS_ID``;
+    ``None`` without a coordinator (one process). Checks the values (``ValueError``) and starts nothing."""
     coordinator = coordinator or os.environ.get("LRJAX_COORDINATOR") or None
     if coordinator is None:
-        return False
+        if num_processes is not None or process_id is not None:
+            raise ValueError("initialize: num_processes and process_id need a coordinator (argument or "
+                             "LRJAX_COORDINATOR)")
+        return None
     _check_coordinator(coordinator)
     n = _env_int(num_processes, "num_processes", "LRJAX_NUM_PROCESSES")
     pid = _env_int(process_id, "process_id", "LRJAX_PROCESS_ID")
@@ -59,6 +57,23 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
         raise ValueError(f"initialize: num_processes={n} must be at least 1")
     if not 0 <= pid < n:
         raise ValueError(f"initialize: process_id={pid} must be in 0..{n - 1} (num_processes={n})")
+    return coordinator, n, pid
+
+
+def initialize(coordinator: str | None = None, num_processes: int | None = None,
+               process_id: int | None = None) -> bool:
+    """Join a multi-process JAX run; call it before any other JAX call.
+
+    Arguments default to the environment variables (``resolve``). Returns ``False`` and does nothing
+    without a coordinator (single process), ``True`` once joined. Bad values raise ``ValueError`` before
+    anything is started; CPU collectives are set to gloo (unless chosen already) so cross-process
+    collectives work on CPU. A second call with the same arguments does nothing; with other arguments it
+    raises ``RuntimeError``.
+    """
+    resolved = resolve(coordinator, num_processes, process_id)
+    if resolved is None:
+        return False
+    coordinator, n, pid = resolved
     if jax.distributed.is_initialized():
         from jax._src.distributed import global_state  # the only record of the arguments jax keeps
         joined = (global_state.coordinator_address, global_state.num_processes, global_state.process_id)

@@ -17,6 +17,7 @@ CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.py") if not p.name.starts
 DEEP_MF = str(ROOT / "configs/deep_mf.py")
 THEOREM = str(ROOT / "configs/invariant_subspace.py")
 TRAIN = str(ROOT / "configs/train_classifier.py")
+SWEEP = str(ROOT / "configs/completion_sweep.py")
 
 
 def _all_close(values, rtol):
@@ -81,6 +82,9 @@ QUICK_CHECKS = {
     and all(max(r["train_accuracy"] for r in m["rows"] if r["class"] == c and r["faces"] == 6)
             > max(r["train_accuracy"] for r in m["rows"] if r["class"] == c and r["faces"] == 2) for c in (0, 1, 8))
     and len(m["sparsity"]["kept"]) == len(m["sparsity"]["flipped"]) == 3,
+    # every (seed, eps) member learns: its recovery error falls 1000-fold from the start, in one process
+    "completion_sweep": lambda m: len(m["members"]) == 4 and m["processes"] == 1 and all(
+        e < 1e-3 * e0 for e, e0 in zip(m["recovery_error"], m["recovery_error_initial"])),
     "dlor_training": lambda m: all(a["train_mse_at_300_median"] < 0.2 * m["target_variance"]
                                    for a in m["architectures"].values()),
 }
@@ -163,6 +167,16 @@ BAD_INPUTS = [
     (f"{TRAIN}:quick", ["--set", "rules=kernel=lora(8)"], "binding rule 'kernel'='lora(8)' matches no parameter"),
     (f"{ROOT / 'configs/update_spectra.py'}:quick", ["--set", "networks=('mlp', 'mlp')", "--set", "lrs=(0.1, 0.2)"],
      "config key 'networks' must not repeat an entry"),
+    (f"{DEEP_MF}:quick", ["--coordinator", "127.0.0.1:1234", "--num-processes", "2", "--process-id", "0"],
+     "experiment 'deep_mf' runs in one process; --coordinator (or LRJAX_COORDINATOR) applies to completion_sweep"),
+    (f"{SWEEP}:quick", ["--coordinator", "localhost", "--num-processes", "2", "--process-id", "0"],
+     "coordinator='localhost' must be 'host:port'"),
+    (f"{SWEEP}:quick", ["--coordinator", "127.0.0.1:1234", "--num-processes", "2", "--process-id", "2"],
+     "process_id=2 must be in 0..1"),
+    (f"{SWEEP}:quick", ["--coordinator", "127.0.0.1:1234", "--process-id", "0"], "num_processes is required"),
+    (f"{SWEEP}:quick", ["--process-id", "1"], "num_processes and process_id need a coordinator"),
+    (f"{SWEEP}:quick", ["--set", "eps_values=(0.1, 0.1)"], "config key 'eps_values' must not repeat an entry"),
+    (f"{SWEEP}:quick", ["--set", "record_every=7"], "steps must be a multiple of record_every"),
 ]
 
 

@@ -118,3 +118,62 @@ def test_initialize_reads_environment(monkeypatch):
     with pytest.raises(ValueError, match=r"process_id=5 must be in 0\.\.1"):
         distributed.initialize()
     assert not jax.distributed.is_initialized()
+
+
+def _sweep_config(**overrides):
+    from lrjax import cli
+    config, _ = cli.load_config("configs/completion_sweep.py:quick")
+    for k, v in overrides.items():
+        config[k] = v
+    return config, cli.experiment_module("completion_sweep")
+
+
+@pytest.mark.parametrize("method, eta", [("compressed", 150.0), ("two_factor", 150.0), ("original", 30.0)])
+def test_completion_sweep_members_equal_single_runs(method, eta):
+    """Every (seed, eps) member of the sharded sweep follows sparse_recovery.fit's run with that seed and eps."""
+    from lrjax import sparse_recovery
+    config, module = _sweep_config(method=method, eta=eta, steps=300, record_every=50)
+    with jax.enable_x64(True):
+        task = module.build_task(module._as_low_rank(config), jnp.float64)
+        data = task.data(jnp.float64)
+        train = module.member_train(config, task, data, config.eta, jnp.float64)
+        members = {"seed": np.array([0, 1, 1], np.int32), "eps": np.array([0.1, 0.1, 0.05])}
+        out = distributed.sweep(train, members)
+        for i, (seed, eps) in enumerate(zip(members["seed"], members["eps"])):
+            single = sparse_recovery.make_method(method, task, data, depth=config.depth, eps=float(eps),
+                                                 rank=config.rank, gamma=config.gamma, seed=int(seed))
+            fit = sparse_recovery.fit(single, data, config.eta, config.steps, chunk_size=100,
+                                      record_every=config.record_every, progress=False)
+            assert fit.test_error.shape == out["recovery_error"][i].shape == (7,)
+            assert fit.test_error[-1] < 0.9 * fit.test_error[0]  # the member trained
+            np.testing.assert_allclose(out["recovery_error"][i], fit.test_error, rtol=1e-9)
+            np.testing.assert_allclose(out["loss"][i, :-1], fit.loss[::config.record_every], rtol=1e-9)
+
+
+def test_completion_sweep_command_spans_two_processes(tmp_path):
+    """``lrjax run ... --coordinator`` with 2 processes: process 0's metrics equal a one-process run's; only
+    process 0 writes the work directory."""
+    from lrjax import cli
+    single = cli.run_config("configs/completion_sweep.py:quick", workdir=str(tmp_path / "one"), quiet=True)
+    coordinator = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    procs = [subprocess.Popen([sys.executable, "-m", "lrjax.cli", "run", "configs/completion_sweep.py:quick",
+                               "--workdir", str(tmp_path / f"two{i}"), "--coordinator", coordinator,
+                               "--num-processes", "2", "--process-id", str(i)],
+                              cwd=JOB.parent.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True) for i in range(2)]
+    try:
+        logs = [p.communicate(timeout=240)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert [p.returncode for p in procs] == [0, 0], logs
+    assert not (tmp_path / "two1").exists() and "results in" not in logs[1]
+    import json
+    two = json.loads((tmp_path / "two0" / "metrics.json").read_text())
+    assert (single["processes"], two["processes"], two["devices"]) == (1, 2, 2)
+    assert two["members"] == single["members"] and len(two["members"]) == 4
+    np.testing.assert_allclose(two["recovery_error"], single["recovery_error"], rtol=1e-12)
+    np.testing.assert_allclose(two["final_loss"], single["final_loss"], rtol=1e-12)

@@ -1,0 +1,160 @@
+"""Experiment: a seed x init-scale sweep of deep matrix completion from observed entries, as one sharded
+program that may span several processes (``lrjax.distributed``; ``lrjax run ... --coordinator``).
+
+One completion task (``sparse_completion``'s ``low_rank`` matrix: a random rank-``rank`` ``d x d`` target,
+``observed`` entries, every unobserved entry held out when ``held_out = 0``), one ``method`` (``original``,
+``compressed``, ``spectral`` or ``two_factor``, ``sparse_recovery.make_method``). The members are every
+``(seed, eps)`` pair of ``seeds`` init seeds (``seed, seed + 1, ...``) and the ``eps_values`` init scales;
+each trains ``steps`` plain GD steps at rate ``eta`` (``None``: ``sparse_completion.default_eta``) in a
+``lax.scan``, recording the training loss and the recovery error every ``record_every`` steps (before the
+step, and at the end). All members run as one ``jit(vmap)`` program whose member axis is sharded over every
+process's devices (``distributed.sweep``); the member list is padded by repeating its last member to a
+multiple of the device count, and the padding is dropped. Each member equals a ``sparse_completion`` run
+with that seed and eps to round-off (tested), whether the sweep runs in one process or several.
+
+Only process 0 writes the work directory; the others compute their shard and write nothing.
+
+Metrics: ``members`` (``[seed, eps]`` each), ``recovery_error`` (final, per member; ``recovery_error_initial`` at step 0) with
+``recovery_error_samples``, ``recovery_error_median_by_eps``, ``final_loss``, ``steps_to_error_1e-8`` (per
+member, first recorded step, ``None`` if never), ``eta``, ``processes``, ``devices``, ``padded_members``,
+``sweep_s`` (the sharded program, compile included).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from experiments.sparse_completion import build_task, default_eta
+from lrjax import distributed, recovery, sparse_recovery
+from lrjax.optim import optimizer
+from lrjax.runs import DTYPES, figure_path, precision, pyplot, save_figure
+from lrjax.schema import Choice, Float, Int, Rule, Schema, Seq
+from lrjax.tasks import sparse_completion
+
+SPANS_PROCESSES = True   # lrjax run accepts --coordinator for this experiment
+ERROR_LEVEL = 1e-8
+
+SCHEMA = Schema(
+    d=Int(min=2), rank=Int(min=1), observed=Int(min=1), held_out=Int(min=0),
+    spectrum=Choice("gaussian_scale", "spread", "flat"), method=Choice(*sparse_recovery.METHODS),
+    depth=Int(min=2), eps_values=Seq(Float(gt=0), distinct=True), gamma=Float(ge=0), eta=Float(gt=0, optional=True),
+    seeds=Int(min=1), seed=Int(min=0), steps=Int(min=1), record_every=Int(min=1), dtype=Choice(*DTYPES),
+    checks=[Rule(("d", "observed"), lambda d, o: o < d * d, "observed must be < d * d"),
+            Rule(("d", "observed", "held_out"), lambda d, o, h: h <= d * d - o,
+                 "held_out must be <= the d * d - observed unobserved entries"),
+            Rule(("d", "held_out"), lambda d, h: h > 0 or d * d <= sparse_completion.MAX_EXACT_ENTRIES,
+                 f"held_out=0 (every unobserved entry) needs d * d <= {sparse_completion.MAX_EXACT_ENTRIES:,}"),
+            Rule(("rank", "d"), lambda r, d: 2 * r <= d, "the compressed width 2 rank must be <= d"),
+            Rule(("method", "d"), lambda m, d: m != "original" or d <= 2048,
+                 "method=original trains d x d factors per member: d must be <= 2048"),
+            Rule(("record_every", "steps"), lambda r, s: s % r == 0, "steps must be a multiple of record_every")],
+)
+
+
+def member_theta(config, task, data, seed, eps, dtype):
+    """The method's initial factors for one member (``seed`` and ``eps`` may be traced)."""
+    if config.method == "two_factor":  # its init is linear in eps, which param.deep only takes as a number
+        theta = sparse_recovery.make_method("two_factor", task, data, depth=config.depth, eps=1.0, rank=config.rank,
+                                            gamma=config.gamma, seed=seed, dtype=dtype).theta
+        return {"factors": [eps * f for f in theta["factors"]]}
+    return sparse_recovery.make_method(config.method, task, data, depth=config.depth, eps=eps, rank=config.rank,
+                                       gamma=config.gamma, seed=seed, dtype=dtype).theta
+
+
+def member_train(config, task, data, eta: float, dtype):
+    """``train({"seed", "eps"}) -> {"loss", "recovery_error"}``, each ``(steps / record_every + 1,)``: plain GD
+    (outer factors of ``compressed`` at ``gamma * eta``), as ``sparse_recovery.fit`` does."""
+    loss, recovery_error = sparse_completion.losses("gather")
+    outer = config.gamma if config.method == "compressed" else 1.0
+    template = jax.eval_shape(lambda: member_theta(config, task, data, config.seed, 1.0, dtype))
+    roles = sparse_recovery.SparseMethod("", template).roles()
+    tx = optimizer(optax.sgd(eta), roles, outer_lr_scale=outer)
+    value_and_grad = jax.value_and_grad(loss)
+
+    def step(carry, _):
+        theta, state = carry
+        _, grads = value_and_grad(theta, data)
+        updates, state = tx.update(grads, state, theta)
+        return (optax.apply_updates(theta, updates), state), None
+
+    def record(carry, _):
+        theta = carry[0]
+        measured = (loss(theta, data), recovery_error(theta, data))
+        carry, _ = jax.lax.scan(step, carry, None, length=config.record_every)
+        return carry, measured
+
+    def train(member):
+        theta = member_theta(config, task, data, member["seed"], member["eps"], dtype)
+        carry, (losses, errors) = jax.lax.scan(record, (theta, tx.init(theta)), None,
+                                               length=config.steps // config.record_every)
+        last = carry[0]
+        return {"loss": jnp.append(losses, loss(last, data)),
+                "recovery_error": jnp.append(errors, recovery_error(last, data))}
+    return train
+
+
+def run(config, workdir: Path) -> dict:
+    with precision(config.dtype) as dtype:
+        return _run(config, workdir, dtype)
+
+
+def _run(config, workdir: Path, dtype) -> dict:
+    task = build_task(_as_low_rank(config), dtype)
+    data = task.data(dtype)
+    eta = config.eta if config.eta is not None else default_eta(task.shape, len(task.observed))
+    seeds = np.repeat(np.arange(config.seed, config.seed + config.seeds), len(config.eps_values))
+    eps = np.tile(np.asarray(config.eps_values, np.float64), config.seeds)
+    n, devices = len(seeds), jax.device_count()
+    padded = -n % devices
+    batch = {"seed": np.concatenate([seeds, np.repeat(seeds[-1:], padded)]).astype(np.int32),
+             "eps": np.concatenate([eps, np.repeat(eps[-1:], padded)]).astype(dtype)}
+    if jax.process_index() == 0:
+        print(f"{config.d} x {config.d}, |Omega| = {len(task.observed):,}, {config.method}: {n} members "
+              f"({config.seeds} seeds x {len(config.eps_values)} eps) on {devices} device(s) of "
+              f"{jax.process_count()} process(es), eta = {eta:.4g}", flush=True)
+    t0 = time.perf_counter()
+    out = distributed.sweep(member_train(config, task, data, eta, dtype), batch)
+    sweep_s = time.perf_counter() - t0
+    loss, error = out["loss"][:n], out["recovery_error"][:n]
+    steps = np.append(np.arange(0, config.steps, config.record_every), config.steps)
+    if jax.process_index() == 0:
+        np.savez(Path(workdir) / "trajectory.npz", step=steps, loss=loss, recovery_error=error, seed=seeds, eps=eps)
+        plot(steps, error, seeds, eps, config, task, figure_path(workdir, "recovery_error"))
+    hit = recovery.first_step_below(error, ERROR_LEVEL)
+    return {"members": [[int(s), float(e)] for s, e in zip(seeds, eps)], "recovery_error": error[:, -1].tolist(),
+            "recovery_error_initial": error[:, 0].tolist(),
+            "recovery_error_samples": len(task.held_out),
+            "recovery_error_median_by_eps": {f"{e:g}": float(np.median(error[eps == e, -1]))
+                                             for e in config.eps_values},
+            "final_loss": loss[:, -1].tolist(),
+            f"steps_to_error_{ERROR_LEVEL:g}": [int(steps[i]) if i >= 0 else None for i in hit],
+            "eta": eta, "processes": jax.process_count(), "devices": devices, "padded_members": padded,
+            "sweep_s": sweep_s}
+
+
+def _as_low_rank(config):
+    """The config as ``sparse_completion.build_task`` reads it (a ``low_rank`` matrix)."""
+    c = config.copy_and_resolve_references()
+    c.matrix = "low_rank"
+    return c
+
+
+def plot(steps, error, seeds, eps, config, task, path):
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(config.eps_values)))
+    for i, (s, e) in enumerate(zip(seeds, eps)):
+        c = colors[list(config.eps_values).index(e)]
+        ax.plot(steps, error[i], color=c, lw=1.2, label=f"eps = {e:g}" if s == seeds[0] else None)
+    ax.set_yscale("log")
+    ax.set_xlabel("GD iteration")
+    ax.set_ylabel("recovery error (1/2 SSE / d^2)")
+    ax.set_title(f"{config.method}, d = {config.d}, |Omega| = {len(task.observed):,}: {config.seeds} seeds per eps",
+                 fontsize=10)
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
