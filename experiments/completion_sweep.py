@@ -9,15 +9,17 @@ each trains ``steps`` plain GD steps at rate ``eta`` (``None``: ``sparse_complet
 ``lax.scan``, recording the training loss and the recovery error every ``record_every`` steps (before the
 step, and at the end). All members run as one ``jit(vmap)`` program whose member axis is sharded over every
 process's devices (``distributed.sweep``); the member list is padded by repeating its last member to a
-multiple of the device count, and the padding is dropped. Each member equals a ``sparse_completion`` run
-with that seed and eps to round-off (tested), whether the sweep runs in one process or several.
+multiple of the device count, and the padding is dropped. The task is drawn from ``seed`` (as in
+``sparse_completion``); member ``(s, e)`` equals ``sparse_recovery.fit`` of ``make_method(method, seed=s,
+eps=e)`` on that task to round-off (tested), whether the sweep runs in one process or several.
 
-Only process 0 writes the work directory; the others compute their shard and write nothing.
+Every process computes its shard and receives every member's results; only process 0 writes the work
+directory.
 
-Metrics: ``members`` (``[seed, eps]`` each), ``recovery_error`` (final, per member; ``recovery_error_initial`` at step 0) with
-``recovery_error_samples``, ``recovery_error_median_by_eps``, ``final_loss``, ``steps_to_error_1e-8`` (per
-member, first recorded step, ``None`` if never), ``eta``, ``processes``, ``devices``, ``padded_members``,
-``sweep_s`` (the sharded program, compile included).
+Metrics: ``members`` (``[seed, eps]`` each), ``recovery_error`` (final, per member; ``recovery_error_initial``
+at step 0) with ``recovery_error_samples``, ``recovery_error_median_by_eps``, ``final_loss``,
+``steps_to_error_1e-8`` (per member, first recorded step, ``None`` if never), ``eta``, ``processes``,
+``devices``, ``padded_members``, ``sweep_s`` (the sharded program, compile included).
 """
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Command line: ``lrjax run CONFIG.py[:variant] [--set key=value]... [--workdir DIR] [--import MODULE]...
-[--restart] [--coordinator HOST:PORT --num-processes N --process-id I]``, ``lrjax list``, ``lrjax bench dynamics|recovery|completion|train|forward|intrinsic``.
+[--restart] [--coordinator HOST:PORT --num-processes N --process-id I]``, ``lrjax list``,
+``lrjax bench dynamics|recovery|completion|train|forward|intrinsic``.
 
 A config is a python file with ``get_config(variant) -> ml_collections.ConfigDict`` whose ``experiment``
 key names a module ``experiments/<experiment>.py`` of lrjax's repository, which declares ``SCHEMA``

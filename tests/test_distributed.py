@@ -151,13 +151,15 @@ def test_completion_sweep_members_equal_single_runs(method, eta):
 
 
 def test_completion_sweep_command_spans_two_processes(tmp_path):
-    """``lrjax run ... --coordinator`` with 2 processes: process 0's metrics equal a one-process run's; only
-    process 0 writes the work directory."""
+    """``lrjax run ... --coordinator`` with 2 processes: process 0's metrics equal a one-process run's (3
+    members: padded to 4 for the 2 devices); only process 0 writes the work directory."""
     from lrjax import cli
-    single = cli.run_config("configs/completion_sweep.py:quick", workdir=str(tmp_path / "one"), quiet=True)
+    sets = ["seeds=1", "eps_values=(0.01, 0.05, 0.1)"]
+    single = cli.run_config("configs/completion_sweep.py:quick", sets, workdir=str(tmp_path / "one"), quiet=True)
     coordinator = f"127.0.0.1:{free_port()}"
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     procs = [subprocess.Popen([sys.executable, "-m", "lrjax.cli", "run", "configs/completion_sweep.py:quick",
+                               *(a for kv in sets for a in ("--set", kv)),
                                "--workdir", str(tmp_path / f"two{i}"), "--coordinator", coordinator,
                                "--num-processes", "2", "--process-id", str(i)],
                               cwd=JOB.parent.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -174,6 +176,8 @@ def test_completion_sweep_command_spans_two_processes(tmp_path):
     import json
     two = json.loads((tmp_path / "two0" / "metrics.json").read_text())
     assert (single["processes"], two["processes"], two["devices"]) == (1, 2, 2)
-    assert two["members"] == single["members"] and len(two["members"]) == 4
+    assert (single["padded_members"], two["padded_members"]) == (0, 1)
+    assert two["members"] == single["members"] == [[0, 0.01], [0, 0.05], [0, 0.1]]
+    assert all(e < 1e-2 * e0 for e, e0 in zip(two["recovery_error"], two["recovery_error_initial"]))
     np.testing.assert_allclose(two["recovery_error"], single["recovery_error"], rtol=1e-12)
     np.testing.assert_allclose(two["final_loss"], single["final_loss"], rtol=1e-12)
