@@ -18,7 +18,7 @@ directory.
 
 Metrics: ``members`` (``[seed, eps]`` each), ``recovery_error`` (final, per member; ``recovery_error_initial``
 at step 0) with ``recovery_error_samples``, ``recovery_error_median_by_eps``, ``final_loss``,
-``steps_to_error_1e-8`` (per member, first recorded step, ``None`` if never), ``eta``, ``processes``,
+``steps_to_error_1e-8`` and ``_1e-10`` (per member, first recorded step, ``None`` if never), ``eta``, ``processes``,
 ``devices``, ``padded_members``, ``sweep_s`` (the sharded program, compile included).
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments.sparse_completion import build_task, default_eta
+from experiments.sparse_completion import ERROR_LEVELS, default_eta
 from lrjax import distributed, recovery, sparse_recovery
 from lrjax.optim import optimizer
 from lrjax.runs import DTYPES, figure_path, precision, pyplot, save_figure
@@ -39,7 +39,6 @@ from lrjax.schema import Choice, Float, Int, Rule, Schema, Seq
 from lrjax.tasks import sparse_completion
 
 SPANS_PROCESSES = True   # lrjax run accepts --coordinator for this experiment
-ERROR_LEVEL = 1e-8
 
 SCHEMA = Schema(
     d=Int(min=2), rank=Int(min=1), observed=Int(min=1), held_out=Int(min=0),
@@ -60,10 +59,6 @@ SCHEMA = Schema(
 
 def member_theta(config, task, data, seed, eps, dtype):
     """The method's initial factors for one member (``seed`` and ``eps`` may be traced)."""
-    if config.method == "two_factor":  # its init is linear in eps, which param.deep only takes as a number
-        theta = sparse_recovery.make_method("two_factor", task, data, depth=config.depth, eps=1.0, rank=config.rank,
-                                            gamma=config.gamma, seed=seed, dtype=dtype).theta
-        return {"factors": [eps * f for f in theta["factors"]]}
     return sparse_recovery.make_method(config.method, task, data, depth=config.depth, eps=eps, rank=config.rank,
                                        gamma=config.gamma, seed=seed, dtype=dtype).theta
 
@@ -106,7 +101,8 @@ def run(config, workdir: Path) -> dict:
 
 
 def _run(config, workdir: Path, dtype) -> dict:
-    task = build_task(_as_low_rank(config), dtype)
+    task, _ = sparse_completion.low_rank_completion(config.seed, (config.d, config.d), config.rank, config.observed,
+                                                    config.held_out or None, config.spectrum, dtype)
     data = task.data(dtype)
     eta = config.eta if config.eta is not None else default_eta(task.shape, len(task.observed))
     seeds = np.repeat(np.arange(config.seed, config.seed + config.seeds), len(config.eps_values))
@@ -127,23 +123,18 @@ def _run(config, workdir: Path, dtype) -> dict:
     if jax.process_index() == 0:
         np.savez(Path(workdir) / "trajectory.npz", step=steps, loss=loss, recovery_error=error, seed=seeds, eps=eps)
         plot(steps, error, seeds, eps, config, task, figure_path(workdir, "recovery_error"))
-    hit = recovery.first_step_below(error, ERROR_LEVEL)
+    reached = {f"steps_to_error_{name}": [int(steps[i]) if i >= 0 else None
+                                          for i in recovery.first_step_below(error, level)]
+               for name, level in ERROR_LEVELS.items()}
     return {"members": [[int(s), float(e)] for s, e in zip(seeds, eps)], "recovery_error": error[:, -1].tolist(),
             "recovery_error_initial": error[:, 0].tolist(),
             "recovery_error_samples": len(task.held_out),
             "recovery_error_median_by_eps": {f"{e:g}": float(np.median(error[eps == e, -1]))
                                              for e in config.eps_values},
             "final_loss": loss[:, -1].tolist(),
-            f"steps_to_error_{ERROR_LEVEL:g}": [int(steps[i]) if i >= 0 else None for i in hit],
+            **reached,
             "eta": eta, "processes": jax.process_count(), "devices": devices, "padded_members": padded,
             "sweep_s": sweep_s}
-
-
-def _as_low_rank(config):
-    """The config as ``sparse_completion.build_task`` reads it (a ``low_rank`` matrix)."""
-    c = config.copy_and_resolve_references()
-    c.matrix = "low_rank"
-    return c
 
 
 def plot(steps, error, seeds, eps, config, task, path):

@@ -136,10 +136,12 @@ def make_method(name: str, task: SparseCompletion, data, *, depth: int, eps: flo
     ``compressed`` (width ``2 rank``, outer factors at ``gamma * eta``), ``spectral`` (width ``2 rank``) or
     ``two_factor`` (the rank-``rank`` baseline ``W = F_1 F_2``, ``param.deep(2, rank, scale=eps)``'s init).
     The original's init is drawn from ``jax.random.key(seed + 1)``, the SVD sketches from
-    ``jax.random.key(seed + 2)``; ``svd``: options of ``top_singular``."""
+    ``jax.random.key(seed + 2)``; ``svd``: options of ``top_singular``. ``seed`` and ``eps`` may be traced
+    (a vmapped sweep over them, ``experiments/completion_sweep.py``)."""
     key, svd_key = jax.random.key(seed + 1), jax.random.key(seed + 2)
-    if name == "two_factor":
-        return SparseMethod(f"two_factor r={rank}", param.deep(2, width=rank, scale=eps).init(key, task.shape, dtype))
+    if name == "two_factor":  # eps * (unit-scale draw): param.deep's own init, with eps allowed to be traced
+        unit = param.deep(2, width=rank).init(key, task.shape, dtype)
+        return SparseMethod(f"two_factor r={rank}", {"factors": [eps * f for f in unit["factors"]]})
     if name == "spectral":
         return SparseMethod(f"spectral w={2 * rank}",
                             {"factors": spectral_factors(data, task.shape, depth, eps, 2 * rank, svd_key, **svd)})

@@ -132,9 +132,11 @@ def _sweep_config(**overrides):
 def test_completion_sweep_members_equal_single_runs(method, eta):
     """Every (seed, eps) member of the sharded sweep follows sparse_recovery.fit's run with that seed and eps."""
     from lrjax import sparse_recovery
+    from lrjax.tasks import sparse_completion as sc
     config, module = _sweep_config(method=method, eta=eta, steps=300, record_every=50)
     with jax.enable_x64(True):
-        task = module.build_task(module._as_low_rank(config), jnp.float64)
+        task, _ = sc.low_rank_completion(config.seed, (config.d, config.d), config.rank, config.observed,
+                                         config.held_out or None, config.spectrum, jnp.float64)
         data = task.data(jnp.float64)
         train = module.member_train(config, task, data, config.eta, jnp.float64)
         members = {"seed": np.array([0, 1, 1], np.int32), "eps": np.array([0.1, 0.1, 0.05])}
