@@ -14,7 +14,8 @@ key names a module ``experiments/<experiment>.py`` of lrjax's repository, which 
    the keys (``--restart`` deletes that run's outputs first); one process at a time per work directory;
 3. with ``--coordinator HOST:PORT --num-processes N --process-id I`` (or ``LRJAX_COORDINATOR``, ...; only
    for experiments that set ``SPANS_PROCESSES``, e.g. ``completion_sweep``) joins a multi-process JAX run
-   first; only process 0 uses the work directory;
+   first; only process 0 uses the work directory, and when it refuses it (step 2) it tells the others,
+   which stop with one line and exit code 2;
 4. runs the experiment and writes ``config.json`` and ``metrics.json`` (default work directory
    ``runs/<experiment>/<timestamp>``). Exit code 1 when the run diverged or the experiment's verdict
    (``metrics["passed"]``) is False, 0 otherwise.
@@ -251,6 +252,31 @@ def resolve_processes(module, name: str, coordinator, num_processes, process_id)
     return joined
 
 
+def claim_workdir(out: Path, config_dict: dict, schema, fresh: bool) -> tuple[DirectoryLock, list[str]]:
+    """Check ``out`` (``check_workdir``, the stored run: ``compare_with_stored``), take its lock and, with
+    ``fresh`` (``--restart``), clear it; returns the held lock and the changed keys the stored run allows.
+    Refusals are ``ConfigError``s, raised before anything in ``out`` is touched."""
+    check_workdir(out)
+    if fresh:
+        _stored_run(out)  # refuses outputs it cannot identify before anything is touched
+    else:
+        compare_with_stored(out, config_dict, schema)
+    try:
+        lock = DirectoryLock(out).acquire()
+    except DirectoryBusyError as e:
+        raise ConfigError(f"work directory {e}") from None
+    except OSError as e:
+        raise ConfigError(f"--workdir {str(out)!r} cannot be used: {e.strerror or e}") from None
+    try:
+        if fresh:
+            restart(out)
+        allowed = compare_with_stored(out, config_dict, schema)  # again, now that we hold the lock
+    except BaseException:
+        lock.release()
+        raise
+    return lock, allowed
+
+
 def run_config(spec: str, overrides: list[str] = (), workdir: str | None = None, quiet: bool = False,
                imports: list[str] = (), fresh: bool = False, coordinator: str | None = None,
                num_processes: int | None = None, process_id: int | None = None) -> dict:
@@ -264,26 +290,23 @@ def run_config(spec: str, overrides: list[str] = (), workdir: str | None = None,
     module = experiment_module(config.experiment)
     module.SCHEMA.validate(config)
     joined = resolve_processes(module, config.experiment, coordinator, num_processes, process_id)
-    if joined is not None and joined[2] != 0:
+    if joined is not None:
         distributed.initialize(*joined)
-        with tempfile.TemporaryDirectory(prefix="lrjax-process-") as scratch:
-            return dict(module.run(config, Path(scratch)))
+        if joined[2] != 0:
+            if not distributed.agree(True):  # process 0's verdict on its work directory
+                raise ConfigError("process 0 refused the run (its output says why); nothing was run")
+            with tempfile.TemporaryDirectory(prefix="lrjax-process-") as scratch:
+                return dict(module.run(config, Path(scratch)))
     out = Path(workdir) if workdir else default_workdir(config.experiment)
-    check_workdir(out)
-    if fresh:
-        _stored_run(out)  # refuses outputs it cannot identify before anything is touched
-    else:
-        compare_with_stored(out, config.to_dict(), module.SCHEMA)
     try:
-        lock = DirectoryLock(out).acquire()
-    except DirectoryBusyError as e:
-        raise ConfigError(f"work directory {e}") from None
-    except OSError as e:
-        raise ConfigError(f"--workdir {str(out)!r} cannot be used: {e.strerror or e}") from None
+        lock, allowed = claim_workdir(out, config.to_dict(), module.SCHEMA, fresh)
+    except BaseException:
+        if joined is not None:
+            distributed.agree(False)  # the other processes stop now instead of waiting for process 0
+        raise
+    if joined is not None:
+        distributed.agree(True)
     try:
-        if fresh:
-            restart(out)
-        allowed = compare_with_stored(out, config.to_dict(), module.SCHEMA)  # again, now that we hold the lock
         if allowed and not quiet:
             print(f"lrjax: continuing the run in {out} with {'; '.join(allowed)} (keys that do not change its "
                   "trajectory)", file=sys.stderr)
@@ -292,8 +315,6 @@ def run_config(spec: str, overrides: list[str] = (), workdir: str | None = None,
         write_json(record, config.to_dict())
         t0 = time.perf_counter()
         try:
-            if joined is not None:
-                distributed.initialize(*joined)
             metrics = dict(module.run(config, out))
         except BaseException:  # a run that did not complete leaves the stored run described as it was
             if previous is None:

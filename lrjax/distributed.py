@@ -88,6 +88,15 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
     return True
 
 
+def agree(ok: bool) -> bool:
+    """Process 0's ``ok``, received by every process (all must call it; one process: ``ok``). Lets process 0
+    tell the others it refused the run (e.g. its work directory) so they stop at once instead of waiting."""
+    if jax.process_count() == 1:
+        return bool(ok)
+    from jax.experimental import multihost_utils
+    return bool(multihost_utils.broadcast_one_to_all(np.int32(bool(ok))))
+
+
 def _is_key(leaf: Any) -> bool:
     return jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key)
 

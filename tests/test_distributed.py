@@ -152,29 +152,36 @@ def test_completion_sweep_members_equal_single_runs(method, eta):
             np.testing.assert_allclose(out["loss"][i, :-1], fit.loss[::config.record_every], rtol=1e-9)
 
 
+def run_two_processes(workdirs: list[Path], sets: list[str], timeout: float = 240) -> list[tuple[int, str]]:
+    """``lrjax run configs/completion_sweep.py:quick`` as processes 0 and 1 on 127.0.0.1 (one work directory
+    each); ``(exit code, output)`` per process; kills both if either hangs."""
+    coordinator = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    procs = [subprocess.Popen([sys.executable, "-m", "lrjax.cli", "run", "configs/completion_sweep.py:quick",
+                               *(a for kv in sets for a in ("--set", kv)),
+                               "--workdir", str(workdir), "--coordinator", coordinator,
+                               "--num-processes", "2", "--process-id", str(i)],
+                              cwd=JOB.parent.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True) for i, workdir in enumerate(workdirs)]
+    try:
+        logs = [p.communicate(timeout=timeout)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    return [(p.returncode, log) for p, log in zip(procs, logs)]
+
+
 def test_completion_sweep_command_spans_two_processes(tmp_path):
     """``lrjax run ... --coordinator`` with 2 processes: process 0's metrics equal a one-process run's (3
     members: padded to 4 for the 2 devices); only process 0 writes the work directory."""
     from lrjax import cli
     sets = ["seeds=1", "eps_values=(0.01, 0.05, 0.1)"]
     single = cli.run_config("configs/completion_sweep.py:quick", sets, workdir=str(tmp_path / "one"), quiet=True)
-    coordinator = f"127.0.0.1:{free_port()}"
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    procs = [subprocess.Popen([sys.executable, "-m", "lrjax.cli", "run", "configs/completion_sweep.py:quick",
-                               *(a for kv in sets for a in ("--set", kv)),
-                               "--workdir", str(tmp_path / f"two{i}"), "--coordinator", coordinator,
-                               "--num-processes", "2", "--process-id", str(i)],
-                              cwd=JOB.parent.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True) for i in range(2)]
-    try:
-        logs = [p.communicate(timeout=240)[0] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    assert [p.returncode for p in procs] == [0, 0], logs
-    assert not (tmp_path / "two1").exists() and "results in" not in logs[1]
+    (rc0, log0), (rc1, log1) = run_two_processes([tmp_path / "two0", tmp_path / "two1"], sets)
+    assert (rc0, rc1) == (0, 0), (log0, log1)
+    assert not (tmp_path / "two1").exists() and "results in" not in log1
     import json
     two = json.loads((tmp_path / "two0" / "metrics.json").read_text())
     assert (single["processes"], two["processes"], two["devices"]) == (1, 2, 2)
@@ -183,3 +190,17 @@ def test_completion_sweep_command_spans_two_processes(tmp_path):
     assert all(e < 1e-2 * e0 for e, e0 in zip(two["recovery_error"], two["recovery_error_initial"]))
     np.testing.assert_allclose(two["recovery_error"], single["recovery_error"], rtol=1e-12)
     np.testing.assert_allclose(two["final_loss"], single["final_loss"], rtol=1e-12)
+
+
+def test_process_0_refusing_its_workdir_stops_every_process(tmp_path):
+    """Process 0's work directory holds another experiment's run: it refuses in one line (exit code 2) and
+    process 1, already joined, learns it at once and stops the same way (no wait for a timeout)."""
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text('{"experiment": "deep_mf"}')
+    before = sorted(p.name for p in other.iterdir())
+    (rc0, log0), (rc1, log1) = run_two_processes([other, tmp_path / "unused"], ["seeds=1"], timeout=120)
+    assert (rc0, rc1) == (2, 2), (log0, log1)
+    assert "lrjax:" in log0 and "deep_mf" in log0, log0
+    assert "process 0 refused the run" in log1, log1
+    assert sorted(p.name for p in other.iterdir()) == before and not (tmp_path / "unused").exists()
