@@ -5,7 +5,7 @@ original, or a rank-r two-factor baseline (Yaras et al. ICML 2024; Kwon et al. A
     lrjax run configs/sparse_completion.py:d10k                     # d = 10,000, |Omega| = 1e6
     lrjax run configs/sparse_completion.py:d100k --set steps=300    # d = 100,000, |Omega| = 1e7
     lrjax run configs/sparse_completion.py:fashion                  # 60,000 x 784 Fashion-MNIST images, 20% observed
-    lrjax run configs/sparse_completion.py:fashion --set method=two_factor
+    lrjax run configs/sparse_completion.py:fashion --set method=two_factor --set rank=20 --set eps=0.1 --set eta=6.5e4 --set steps=200
     lrjax run configs/sparse_completion.py:quick
 """
 import ml_collections
@@ -39,9 +39,9 @@ def get_config(arg=None):
     elif arg == "d100k":
         c.d, c.observed, c.held_out, c.spectrum, c.tol = 100_000, 10_000_000, 100_000, "gaussian_scale", 1e-12
         c.steps, c.chunk_size = 2000, 100
-    elif arg == "fashion":
-        c.matrix, c.observed, c.held_out, c.rank, c.tol = "fashion_mnist", 9_408_000, 100_000, 20, None
-        c.steps, c.chunk_size, c.eta = 3000, 100, None
+    elif arg == "fashion":  # depth 3, spectral init at width 20 and scale 3 (W(0) = 27 U V^T): past its saddle
+        c.matrix, c.observed, c.held_out, c.rank, c.tol = "fashion_mnist", 9_408_000, 100_000, 10, None
+        c.method, c.eps, c.eta, c.steps, c.chunk_size, c.record_every = "spectral", 3.0, 3e3, 600, 100, 50
     elif arg == "quick":
         c.d, c.rank, c.observed, c.steps, c.chunk_size, c.record_every, c.eta = 100, 3, 2000, 10_000, 1000, 100, 800.0
         c.tol = 1e-12
