@@ -14,8 +14,9 @@ key names a module ``experiments/<experiment>.py`` of lrjax's repository, which 
    the keys (``--restart`` deletes that run's outputs first); one process at a time per work directory;
 3. with ``--coordinator HOST:PORT --num-processes N --process-id I`` (or ``LRJAX_COORDINATOR``, ...; only
    for experiments that set ``SPANS_PROCESSES``, e.g. ``completion_sweep``) joins a multi-process JAX run
-   first; only process 0 uses the work directory, and when it refuses it (step 2) it tells the others,
-   which stop with one line and exit code 2;
+   first (process 0 waits for the others to join before it checks its work directory); only process 0
+   uses the work directory, and when it refuses it (step 2) it tells the others, which stop with one line
+   and exit code 2;
 4. runs the experiment and writes ``config.json`` and ``metrics.json`` (default work directory
    ``runs/<experiment>/<timestamp>``). Exit code 1 when the run diverged or the experiment's verdict
    (``metrics["passed"]``) is False, 0 otherwise.
@@ -255,7 +256,8 @@ def resolve_processes(module, name: str, coordinator, num_processes, process_id)
 def claim_workdir(out: Path, config_dict: dict, schema, fresh: bool) -> tuple[DirectoryLock, list[str]]:
     """Check ``out`` (``check_workdir``, the stored run: ``compare_with_stored``), take its lock and, with
     ``fresh`` (``--restart``), clear it; returns the held lock and the changed keys the stored run allows.
-    Refusals are ``ConfigError``s, raised before anything in ``out`` is touched."""
+    The checks refuse (``ConfigError``) before anything in ``out`` is touched; anything raised once the lock
+    is taken releases it."""
     check_workdir(out)
     if fresh:
         _stored_run(out)  # refuses outputs it cannot identify before anything is touched
@@ -297,16 +299,19 @@ def run_config(spec: str, overrides: list[str] = (), workdir: str | None = None,
                 raise ConfigError("process 0 refused the run (its output says why); nothing was run")
             with tempfile.TemporaryDirectory(prefix="lrjax-process-") as scratch:
                 return dict(module.run(config, Path(scratch)))
-    out = Path(workdir) if workdir else default_workdir(config.experiment)
     try:
+        out = Path(workdir) if workdir else default_workdir(config.experiment)
         lock, allowed = claim_workdir(out, config.to_dict(), module.SCHEMA, fresh)
     except BaseException:
         if joined is not None:
-            distributed.agree(False)  # the other processes stop now instead of waiting for process 0
+            try:
+                distributed.agree(False)  # the other processes stop now instead of waiting for process 0
+            except Exception:  # a peer already gone: process 0's own refusal is the message to show
+                pass
         raise
-    if joined is not None:
-        distributed.agree(True)
     try:
+        if joined is not None:
+            distributed.agree(True)
         if allowed and not quiet:
             print(f"lrjax: continuing the run in {out} with {'; '.join(allowed)} (keys that do not change its "
                   "trajectory)", file=sys.stderr)
