@@ -203,15 +203,35 @@ def resolve_evaluation(evaluation: str, shape: tuple[int, int], observed: int, w
     return "product" if width >= min(shape) or dense_is_cheap else "gather"
 
 
+@jax.custom_vjp
+def _matmul(a, b):
+    """``a @ b``, whose VJP ``(g b^T, a^T g)`` multiplies by transposes made explicitly (behind an
+    optimization barrier): XLA:CPU folds a transpose into the dot, and ``a^T g`` for ``a: (1000, 10)``,
+    ``g: (1000, 1000)`` then took 1.25 ms instead of 0.35 ms (measured on 2 CPU cores)."""
+    return a @ b
+
+
+def _matmul_fwd(a, b):
+    return a @ b, (a, b)
+
+
+def _matmul_bwd(operands, g):
+    at, bt = jax.lax.optimization_barrier((operands[0].T, operands[1].T))
+    return g @ bt, at @ g
+
+
+_matmul.defvjp(_matmul_fwd, _matmul_bwd)
+
+
 def predict(factors, rows, cols, evaluation: str = "gather") -> jax.Array:
     """``(F_1 ... F_L)[rows, cols]`` (``F_1: (m, w)``, ``F_L: (w, n)``).
 
     ``"gather"``: without the product matrix, ``sum_k A[rows, k] F_L[k, cols]`` with ``A = F_1 ...
     F_{L-1}``, ``O(m w^2 L + |rows| w)``, one 1-D gather per ``k``. ``"product"``: ``W = F_1 ... F_L``
-    (``(m, n)``) and one gather of its entries.
+    (``(m, n)``) and one gather of its entries (the last product's VJP through ``_matmul``).
     """
     if evaluation == "product":
-        w = product_matrix(factors)
+        w = _matmul(product_matrix(factors[:-1]), factors[-1]) if len(factors) > 1 else factors[0]
         return _gather(w.reshape(-1), rows * w.shape[1] + cols)
     a = factors[0]
     for f in factors[1:-1]:
