@@ -64,6 +64,22 @@ def test_loss_and_error_equal_the_dense_task(dense_and_sparse):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-18)
 
 
+@pytest.mark.parametrize("depth,width", [(2, 5), (3, None)])
+def test_product_gradient_equals_the_dense_gradient_also_under_vmap(dense_and_sparse, depth, width):
+    """The product path's custom VJP (``sc._matmul``) for two factors and for square (original) ones, one
+    network and two vmapped ones."""
+    task, _, data = dense_and_sparse
+    p = param.deep(depth, width=width, scale=0.7)
+    thetas = jax.vmap(lambda k: p.init(k, (D, D), jnp.float64))(jax.random.split(jax.random.key(2), 2))
+    dense = jax.vmap(jax.grad(lambda t: task.loss(p.materialize(t), task.data)))(thetas)
+    mine = jax.jit(jax.vmap(jax.grad(sc.losses("product")[0]), (0, None)))(thetas, data)
+    one = jax.grad(sc.losses("product")[0])(jax.tree.map(lambda x: x[1], thetas), data)
+    for a, b, c in zip(mine["factors"], dense["factors"], one["factors"]):
+        assert np.abs(np.asarray(b)).max() > 0
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-18)
+        np.testing.assert_allclose(a[1], c, rtol=1e-12, atol=1e-20)
+
+
 def test_sparse_path_reproduces_the_dense_trajectory(dense_and_sparse):
     task, sparse, data = dense_and_sparse
     p = param.deep(3, scale=EPS, init="permutation")
