@@ -15,13 +15,13 @@ entry costs ``O(r)``; ``from_matrix`` takes the entries of a real matrix (e.g. i
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrjax.param.deep import product_matrix
 
 
 #: Above this many entries the exact recovery error (every unobserved entry) is refused: use a sample.
@@ -229,10 +229,10 @@ def predict(factors, rows, cols, evaluation: str = "gather") -> jax.Array:
 
     ``"gather"``: without the product matrix, ``sum_k A[rows, k] F_L[k, cols]`` with ``A = F_1 ...
     F_{L-1}``, ``O(m w^2 L + |rows| w)``, one 1-D gather per ``k``. ``"product"``: ``W = F_1 ... F_L``
-    (``(m, n)``) and one gather of its entries (the last product's VJP through ``_matmul``).
+    (``(m, n)``, each product's VJP through ``_matmul``) and one gather of its entries.
     """
     if evaluation == "product":
-        w = _matmul(product_matrix(factors[:-1]), factors[-1]) if len(factors) > 1 else factors[0]
+        w = functools.reduce(_matmul, factors)
         return _gather(w.reshape(-1), rows * w.shape[1] + cols)
     a = factors[0]
     for f in factors[1:-1]:
