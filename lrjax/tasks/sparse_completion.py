@@ -23,7 +23,6 @@ import jax.numpy as jnp
 import numpy as np
 
 
-
 #: Above this many entries the exact recovery error (every unobserved entry) is refused: use a sample.
 MAX_EXACT_ENTRIES = 10 ** 7
 #: The exact ``"gaussian"`` spectrum needs an ``(m, n)`` SVD; refused above this many entries.
