@@ -1,5 +1,5 @@
 """DLoR networks approximating a dense MLP and a sawtooth as h -> 0, deep and wide, for tanh, GELU,
-softplus, sigmoid and ReLU (DLoR paper, Fig. 2-3; constructions in lrjax.approximation).
+softplus, sigmoid and ReLU (DLoR paper, Fig. 2-3; constructions in lrjax.studies.dlor_approximation).
 
     lrjax run configs/dlor_approximation.py         # CPU: seconds
     lrjax run configs/dlor_approximation.py:quick

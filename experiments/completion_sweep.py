@@ -1,5 +1,5 @@
 """Experiment: a seed x init-scale sweep of deep matrix completion from observed entries, as one sharded
-program that may span several processes (``lrjax.distributed``; ``lrjax run ... --coordinator``).
+program that may span several processes (``lrjax.dynamics.distributed``; ``lrjax run ... --coordinator``).
 
 One completion task (``sparse_completion``'s ``low_rank`` matrix: a random rank-``rank`` ``d x d`` target,
 ``observed`` entries, every unobserved entry held out when ``held_out = 0``), one ``method`` (``original``,
@@ -31,11 +31,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments.sparse_completion import ERROR_LEVELS, default_eta
-from lrjax import distributed, recovery, sparse_recovery
-from lrjax.optim import optimizer
-from lrjax.runs import DTYPES, figure_path, precision, pyplot, save_figure
-from lrjax.schema import Choice, Float, Int, Rule, Schema, Seq
+from lrjax.binding.optim import optimizer
+from lrjax.dynamics import distributed
+from lrjax.harness.figures import figure_path, pyplot, save_figure
+from lrjax.harness.process import DTYPES, precision
+from lrjax.harness.schema import Choice, Float, Int, Rule, Schema, Seq
+from lrjax.studies import matrix_recovery, sparse_recovery
 from lrjax.tasks import sparse_completion
 
 SPANS_PROCESSES = True   # lrjax run accepts --coordinator for this experiment
@@ -104,7 +105,7 @@ def _run(config, workdir: Path, dtype) -> dict:
     task, _ = sparse_completion.low_rank_completion(config.seed, (config.d, config.d), config.rank, config.observed,
                                                     config.held_out or None, config.spectrum, dtype)
     data = task.data(dtype)
-    eta = config.eta if config.eta is not None else default_eta(task.shape, len(task.observed))
+    eta = config.eta if config.eta is not None else sparse_recovery.default_eta(task.shape, len(task.observed))
     seeds = np.repeat(np.arange(config.seed, config.seed + config.seeds), len(config.eps_values))
     eps = np.tile(np.asarray(config.eps_values, np.float64), config.seeds)
     n, devices = len(seeds), jax.device_count()
@@ -124,8 +125,8 @@ def _run(config, workdir: Path, dtype) -> dict:
         np.savez(Path(workdir) / "trajectory.npz", step=steps, loss=loss, recovery_error=error, seed=seeds, eps=eps)
         plot(steps, error, seeds, eps, config, task, figure_path(workdir, "recovery_error"))
     reached = {f"steps_to_error_{name}": [int(steps[i]) if i >= 0 else None
-                                          for i in recovery.first_step_below(error, level)]
-               for name, level in ERROR_LEVELS.items()}
+                                          for i in matrix_recovery.first_step_below(error, level)]
+               for name, level in sparse_recovery.ERROR_LEVELS.items()}
     return {"members": [[int(s), float(e)] for s, e in zip(seeds, eps)], "recovery_error": error[:, -1].tolist(),
             "recovery_error_initial": error[:, 0].tolist(),
             "recovery_error_samples": len(task.held_out),

@@ -1,7 +1,7 @@
 """Experiment: compressed vs original deep factorization on a recovery task (Yaras et al. ICML 2024 Fig. 5-6,
 Kwon et al. AISTATS 2024 spectral init), side by side in one run.
 
-Each method (``lrjax.recovery``) trains with plain GD from the same original init and data; the wall-time
+Each method (``lrjax.studies.matrix_recovery``) trains with plain GD from the same original init and data; the wall-time
 axis is ``step * ms_per_step`` of that method's compiled run (compile excluded). The original run is also
 timed in the papers' own pattern (Python loop over jitted ``fori_loop`` chunks of 100 steps) for
 ``authors_steps`` steps. Equivalence of trajectories: ``pca_entries`` fixed random entries of ``W(t)``
@@ -15,9 +15,11 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from lrjax import analysis, recovery, tasks
-from lrjax.runs import DTYPES, figure_path, precision, pyplot, save_figure
-from lrjax.schema import Choice, Float, Int, Names, Rule, Schema, Seq
+from lrjax import analysis, tasks
+from lrjax.harness.figures import figure_path, pyplot, save_figure
+from lrjax.harness.process import DTYPES, precision
+from lrjax.harness.schema import Choice, Float, Int, Names, Rule, Schema, Seq
+from lrjax.studies import matrix_recovery
 
 SCHEMA = Schema(
     task=Choice("factorization", "completion", "sensing"), d=Int(min=2), rank=Int(min=1), depth=Int(min=2),
@@ -33,15 +35,15 @@ SCHEMA = Schema(
 
 def build_methods(config, task):
     """The config's ``methods`` (comma-separated: original, compressed, spectral) as ``Method`` s."""
-    orig = recovery.original(task, config.depth, config.eps, jax.random.key(config.seed + 1))
+    orig = matrix_recovery.original(task, config.depth, config.eps, jax.random.key(config.seed + 1))
     out = []
     for name in Names.split(config.methods):
         if name == "original":
             out.append(orig)
         elif name == "compressed":
-            out += [recovery.compressed(task, orig, config.rank, float(g)) for g in config.gammas]
+            out += [matrix_recovery.compressed(task, orig, config.rank, float(g)) for g in config.gammas]
         elif name == "spectral":
-            out.append(recovery.spectral(task, config.depth, config.eps, 2 * config.rank))
+            out.append(matrix_recovery.spectral(task, config.depth, config.eps, 2 * config.rank))
         else:
             raise ValueError(f"unknown method {name!r} in methods={config.methods!r}; "
                              "use original, compressed, spectral")
@@ -63,13 +65,13 @@ def _run(config, workdir: Path, dtype) -> dict:
     for m in methods:
         def entries(theta, p=m.param):
             return p.materialize(theta).ravel()[idx]
-        fits.append(recovery.fit(m, task, config.eta, config.steps, tol=config.tol, chunk_size=config.chunk_size,
+        fits.append(matrix_recovery.fit(m, task, config.eta, config.steps, tol=config.tol, chunk_size=config.chunk_size,
                                  record_every=config.record_every, recorders={"w": entries},
-                                 workdir=recovery.checkpoint_dir(workdir, m.label), fingerprint=SCHEMA.fixed(config)))
+                                 workdir=matrix_recovery.checkpoint_dir(workdir, m.label), fingerprint=SCHEMA.fixed(config)))
     authors_ms = None
     originals = [m for m in methods if m.label == "original"]
     if config.authors_steps and originals:
-        authors_ms = recovery.authors_pattern_ms(originals[0], task, config.eta, config.authors_steps)
+        authors_ms = matrix_recovery.authors_pattern_ms(originals[0], task, config.eta, config.authors_steps)
 
     base = fits[0]
     reach = max(float(base.test_error[-1]), config.reach)

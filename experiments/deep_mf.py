@@ -9,9 +9,10 @@ import numpy as np
 import optax
 
 from lrjax import analysis, dynamics, param, tasks
-from lrjax.optim import optimizer
-from lrjax.runs import DTYPES, figure_path, precision, pyplot, save_figure
-from lrjax.schema import Choice, Float, Int, Rule, Schema, Spec
+from lrjax.binding.optim import optimizer
+from lrjax.harness.figures import figure_path, pyplot, save_figure
+from lrjax.harness.process import DTYPES, precision
+from lrjax.harness.schema import Choice, Float, Int, Rule, Schema, Spec
 
 SCHEMA = Schema(
     d=Int(min=2), rank=Int(min=1), param=Spec(shape=lambda c: (c.d, c.d)), eta=Float(gt=0),

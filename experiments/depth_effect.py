@@ -11,9 +11,11 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from lrjax import recovery, tasks
-from lrjax.runs import DTYPES, figure_path, precision, pyplot, save_figure
-from lrjax.schema import Choice, Float, Int, Rule, Schema, Seq
+from lrjax import tasks
+from lrjax.harness.figures import figure_path, pyplot, save_figure
+from lrjax.harness.process import DTYPES, precision
+from lrjax.harness.schema import Choice, Float, Int, Rule, Schema, Seq
+from lrjax.studies import matrix_recovery
 
 SCHEMA = Schema(
     d=Int(min=1), rank=Int(min=1), fraction=Float(gt=0, le=1), depths=Seq(Int(min=1)),
@@ -36,9 +38,9 @@ def _run(config, workdir: Path, dtype) -> dict:
     rows = []
     for depth, eta in zip(config.depths, config.etas):
         for w in config.widths:
-            m = recovery.batched(keys, lambda k, w=w, depth=depth: recovery.narrow(task, depth, config.eps, k, w))
-            f = recovery.fit(m, task, eta, config.steps, chunk_size=config.chunk_size, batched=True,
-                             workdir=recovery.checkpoint_dir(workdir, f"L{depth} {m.label}"),
+            m = matrix_recovery.batched(keys, lambda k, w=w, depth=depth: matrix_recovery.narrow(task, depth, config.eps, k, w))
+            f = matrix_recovery.fit(m, task, eta, config.steps, chunk_size=config.chunk_size, batched=True,
+                             workdir=matrix_recovery.checkpoint_dir(workdir, f"L{depth} {m.label}"),
                              fingerprint=SCHEMA.fixed(config))
             err = f.test_error[:, -1]
             rows.append({"depth": depth, "width": w, "eta": eta, "test_error_median": float(np.median(err)),

@@ -13,16 +13,17 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from lrjax import analysis, classifier, data, models
-from lrjax.runs import figure_path, pyplot, save_figure
-from lrjax.schema import Choice, Float, Int, Schema, Seq
+from lrjax import analysis, data, models
+from lrjax.harness.figures import figure_path, pyplot, save_figure
+from lrjax.harness.schema import Choice, Float, Int, Schema, Seq
+from lrjax.studies import classification
 
 SCHEMA = Schema(
     dataset=Choice(*data.available()), widths=Seq(Int(min=1)), depths=Seq(Int(min=1, max=8), distinct=True),
-    scale=Float(gt=0), optimizer=Choice(*classifier.OPTIMIZERS), lr=Float(gt=0), batch_size=Int(min=1),
+    scale=Float(gt=0), optimizer=Choice(*classification.OPTIMIZERS), lr=Float(gt=0), batch_size=Int(min=1),
     steps=Int(min=1, resume="grow"), seeds=Int(min=1), eval_every=Int(min=1), train_size=Int(min=0),
     seed=Int(min=0), checkpoint_every=Int(min=0, resume="any"),
-    checks=classifier.data_checks(),
+    checks=classification.data_checks(),
 )
 
 
@@ -32,7 +33,7 @@ def run(config, workdir: Path) -> dict:
     rows, curves = {}, {}
     for depth in config.depths:
         rules = f".*kernel=deep({depth}, scale={config.scale!r})"
-        tr = classifier.train(model, rules, splits, optimizer_name=config.optimizer, lr=config.lr,
+        tr = classification.train(model, rules, splits, optimizer_name=config.optimizer, lr=config.lr,
                               batch_size=config.batch_size, steps=config.steps, seeds=config.seeds,
                               eval_every=config.eval_every, seed=config.seed,
                               workdir=Path(workdir) / "checkpoints" / f"L{depth}",

@@ -1,6 +1,6 @@
 """Experiment: DLoR networks approximating a dense MLP and a sawtooth as h -> 0 (DLoR paper, Fig. 2-3).
 
-Constructions and what h means: ``lrjax.approximation`` (module docstring). Part 1: a dense teacher
+Constructions and what h means: ``lrjax.studies.dlor_approximation`` (module docstring). Part 1: a dense teacher
 ``act(x A + b) C`` against its deep (multiplicative DLoR factors of ``A``) and wide (rank-r terms) network
 approximants for each activation; the relative sup error over ``samples`` inputs in ``[-1, 1]^n`` and its
 fitted log-log slope in h. Part 2: the k-level sawtooth, exact for ReLU, against deep and wide networks
@@ -14,14 +14,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrjax import approximation as ap
-from lrjax import nets, param
-from lrjax.runs import figure_path, precision, pyplot, save_figure
-from lrjax.schema import Choice, Float, Int, Rule, Schema, Seq
+from lrjax import param
+from lrjax.harness.figures import figure_path, pyplot, save_figure
+from lrjax.harness.process import precision
+from lrjax.harness.schema import Choice, Float, Int, Rule, Schema, Seq
+from lrjax.models import param_mlp
+from lrjax.studies import dlor_approximation as ap
 
 SCHEMA = Schema(
     n=Int(min=1), out=Int(min=1), rank=Int(min=1), beta=Float(gt=0), samples=Int(min=1),
-    activations=Seq(Choice(*sorted(set(nets.ACTIVATIONS) - {"identity"}))), hs=Seq(Float(gt=0)),
+    activations=Seq(Choice(*sorted(set(param_mlp.ACTIVATIONS) - {"identity"}))), hs=Seq(Float(gt=0)),
     slope_max_h=Float(gt=0), exact_tolerance=Float(gt=0, resume="any"), sawtooth_levels=Seq(Int(min=1, max=12)),
     sawtooth_activations=Seq(Choice("softplus", "gelu", "silu")), sawtooth_hs=Seq(Float(gt=0), min_len=2),
     sawtooth_points=Int(min=2), seed=Int(min=0),

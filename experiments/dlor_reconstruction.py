@@ -11,8 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax import param
-from lrjax.runs import DTYPES, figure_path, precision, pyplot, save_figure
-from lrjax.schema import Choice, Float, Int, Rule, Schema, Seq
+from lrjax.harness.figures import figure_path, pyplot, save_figure
+from lrjax.harness.process import DTYPES, precision
+from lrjax.harness.schema import Choice, Float, Int, Rule, Schema, Seq
 
 SCHEMA = Schema(
     sizes=Seq(Int(min=2)), ranks=Seq(Int(min=1)), tolerance=Float(gt=0, resume="any"), spectra_n=Int(min=2),

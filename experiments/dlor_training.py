@@ -16,9 +16,11 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from lrjax import nets, regression
-from lrjax.runs import figure_path, precision, pyplot, save_figure
-from lrjax.schema import Float, Int, Rule, Schema, Seq
+from lrjax.harness.figures import figure_path, pyplot, save_figure
+from lrjax.harness.process import precision
+from lrjax.harness.schema import Float, Int, Rule, Schema, Seq
+from lrjax.models import param_mlp
+from lrjax.studies import regression
 
 SCHEMA = Schema(
     teacher_width=Int(min=1), teacher_gain=Float(gt=0), width=Int(min=1), deep_hidden=Int(min=1),
@@ -34,17 +36,17 @@ SCHEMA = Schema(
 def matched_dense_width(params: int, depth: int) -> int:
     """Width ``w`` of a dense ``(2, w x depth, 2)`` MLP whose parameter count is closest to ``params``."""
     guess = int((params / max(depth - 1, 1)) ** 0.5) if depth > 1 else params // 5
-    counts = {w: nets.mlp((2,) + (w,) * depth + (2,)).num_params() for w in range(max(1, guess - 12), guess + 13)}
+    counts = {w: param_mlp.mlp((2,) + (w,) * depth + (2,)).num_params() for w in range(max(1, guess - 12), guess + 13)}
     return min(counts, key=lambda w: abs(counts[w] - params))
 
 
 def architectures(config) -> dict:
     w = config.width
-    deep = nets.mlp((2,) + (w,) * config.deep_hidden + (2,), f"dlor({config.rank})", "tanh",
+    deep = param_mlp.mlp((2,) + (w,) * config.deep_hidden + (2,), f"dlor({config.rank})", "tanh",
                     first="dense()", last="dense()")
-    wide = nets.Wide(nets.mlp((2, w, w, 2), f"lowrank({config.rank})", "tanh", first="dense()", last="dense()"),
+    wide = param_mlp.Wide(param_mlp.mlp((2, w, w, 2), f"lowrank({config.rank})", "tanh", first="dense()", last="dense()"),
                      config.branches)
-    dense = nets.mlp((2,) + (matched_dense_width(deep.num_params(), 2),) * 2 + (2,), "dense()", "tanh")
+    dense = param_mlp.mlp((2,) + (matched_dense_width(deep.num_params(), 2),) * 2 + (2,), "dense()", "tanh")
     return {"deep DLoR": deep, "wide low-rank": wide, "dense (param-matched)": dense}
 
 
@@ -55,7 +57,7 @@ def run(config, workdir: Path) -> dict:
 
 def _run(config, workdir: Path, dtype) -> dict:
     kt, kx, kxt = jax.random.split(jax.random.key(config.seed), 3)
-    teacher = nets.mlp((2, config.teacher_width, config.teacher_width, 2), "dense()", "tanh")
+    teacher = param_mlp.mlp((2, config.teacher_width, config.teacher_width, 2), "dense()", "tanh")
     t_theta = teacher.init(kt, dtype)
     t_theta = jax.tree.map(lambda a: a * config.teacher_gain, t_theta)
     x, x_test = regression.uniform_inputs(kx, config.train_points, 2), regression.uniform_inputs(kxt, config.test_points, 2)

@@ -28,7 +28,7 @@ seeds; LoRA's update is 0 at step 0, so its first value is meaningless; two rand
 of R^384 give about 0.3), ``trainable_params`` (the adapters' trained leaves and the head; outer factors
 only when ``gamma > 0``), ``outer_params``, ``ms_per_step``, ``peak_memory_mb`` (``runs.peak_memory_mb``:
 the peak so far). Every seed's adapter
-is exported as a PEFT directory ``peft/seed<i>/`` (``lrjax.peft``; Deep LoRA merged to rank ``2 rank``) with
+is exported as a PEFT directory ``peft/seed<i>/`` (``lrjax.io.peft``; Deep LoRA merged to rank ``2 rank``) with
 the head beside it (``head.safetensors``: ``weight (2, 384)``, ``bias (2,)``, torch layout).
 """
 from __future__ import annotations
@@ -43,13 +43,15 @@ import numpy as np
 import optax
 from flax import linen as nn
 
-from lrjax import analysis, binding, dynamics, peft, tasks
+from lrjax import analysis, binding, dynamics, tasks
+from lrjax.binding.optim import optimizer
 from lrjax.data import text
+from lrjax.harness.figures import figure_path, pyplot, save_figure
+from lrjax.harness.process import peak_memory_mb
+from lrjax.harness.schema import Bool, Choice, Float, Int, Rule, Schema, Str
+from lrjax.io import peft
 from lrjax.models import bert
-from lrjax.optim import optimizer
 from lrjax.param import Adapter
-from lrjax.runs import figure_path, peak_memory_mb, pyplot, save_figure
-from lrjax.schema import Bool, Choice, Float, Int, Rule, Schema, Str
 
 RANK_RTOL = 1e-3
 ALIGN_K = 8        # the top-k singular subspace whose early alignment with the final one is tracked

@@ -19,10 +19,12 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from experiments import few_shot
-from lrjax.runs import figure_path, pyplot, save_figure, to_jsonable, write_json
-from lrjax.schema import ConfigError, Int, Names, Schema, Seq
+from lrjax.harness.cli import experiment_module
+from lrjax.harness.figures import figure_path, pyplot, save_figure
+from lrjax.harness.schema import ConfigError, Int, Names, Schema, Seq
+from lrjax.io.files import to_jsonable, write_json
 
+few_shot = experiment_module("few_shot")   # each cell is a few_shot run, loaded through the harness
 SWEPT = ("method", "rank", "samples")
 
 

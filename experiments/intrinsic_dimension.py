@@ -1,5 +1,5 @@
 """Experiment: intrinsic dimension (Li et al. 2018, arXiv 1804.08838). Train a network only in a random
-``d``-dimensional subspace of its ``D`` parameters, ``theta = theta_0 + P z`` (``lrjax.intrinsic.GlobalSubspace``,
+``d``-dimensional subspace of its ``D`` parameters, ``theta = theta_0 + P z`` (``lrjax.studies.intrinsic_dimension.GlobalSubspace``,
 ``P`` dense, sparse or Fastfood), for each ``d`` of a coarse sweep, then bisect between the largest failing and
 the smallest passing ``d``; ``d_int90`` is the smallest ``d`` whose median test accuracy reaches 90% of the
 directly trained network's (the baseline, trained by the same code with every leaf ``dense()``).
@@ -7,7 +7,7 @@ directly trained network's (the baseline, trained by the same code with every le
 ``widths=None`` takes the model's default: the MLP 784-200-200-10 (Li et al.'s FC network, ``D = 199,210``),
 the CNN conv 6, conv 16, dense 120 (3x3 kernels, 2x2 average pooling; LeNet-sized, ``D = 96,350`` on 28x28).
 Each ``d`` (and the baseline) is one program with its ``seeds`` vmapped (a CNN on a CPU runs them in turn
-inside the program, see ``lrjax.classifier``); every seed draws its own
+inside the program, see ``lrjax.studies.classification``); every seed draws its own
 ``theta_0`` and ``P``. Metrics: ``baseline_accuracy``, ``accuracy_by_dim`` (``d -> median`` final test
 accuracy), ``accuracy_by_dim_seeds``, ``threshold``, ``d_int90`` (``null`` when no ``d`` reaches it),
 the order the dims were run in, ``D``, and Li et al.'s numbers for comparison.
@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lrjax import classifier, data, intrinsic, models
+from lrjax import data, models
+from lrjax.harness.figures import figure_path, pyplot, save_figure
+from lrjax.harness.schema import Bool, Choice, Float, Int, Rule, Schema, Seq
 from lrjax.param.projection import KINDS
-from lrjax.runs import figure_path, pyplot, save_figure
-from lrjax.schema import Bool, Choice, Float, Int, Rule, Schema, Seq
+from lrjax.studies import classification, intrinsic_dimension
 
 # Li et al. 2018, Table 1 / Section 3 (full MNIST 60k, CIFAR-10): d_int90
 PAPER_D_INT90 = {"mnist_fc_784-200-200-10": 750, "mnist_lenet": 290, "cifar10_fc": 9000, "cifar10_lenet": 2900}
@@ -36,17 +37,17 @@ def widths_of(model_name, widths) -> tuple:
 
 def abstract_params(model_name, widths, dataset):
     """The model's parameter tree as shapes (nothing allocated)."""
-    return classifier.abstract_params(models.make(model_name, widths_of(model_name, widths), classes=10, act="relu"),
+    return classification.abstract_params(models.make(model_name, widths_of(model_name, widths), classes=10, act="relu"),
                                       dataset)
 
 
 def _dims_fit(dims, model_name, widths, dataset, said) -> bool:
     params = abstract_params(model_name, widths, dataset)
-    D = intrinsic.num_float_params(params)
+    D = intrinsic_dimension.num_float_params(params)
     for d in dims:
         if d > D:
             return False
-        intrinsic.GlobalSubspace(d, said=said).z_dim(params)          # SAID: d > number of tensors
+        intrinsic_dimension.GlobalSubspace(d, said=said).z_dim(params)          # SAID: d > number of tensors
     return True
 
 
@@ -57,17 +58,17 @@ def _dense_fits(projection, dims, seeds, model_name, widths, dataset) -> bool:
     """A dense ``P`` (regenerated every step) is ``4 D d`` bytes per seed: refused above ``DENSE_LIMIT_BYTES``."""
     if projection != "dense":
         return True
-    D = intrinsic.num_float_params(abstract_params(model_name, widths, dataset))
+    D = intrinsic_dimension.num_float_params(abstract_params(model_name, widths, dataset))
     return 4 * D * max(dims) * seeds <= DENSE_LIMIT_BYTES
 
 
 SCHEMA = Schema(
     dataset=Choice(*data.available()), model=Choice("mlp", "cnn"), widths=Seq(Int(min=1), optional=True),
     projection=Choice(*KINDS), dims=Seq(Int(min=1), distinct=True), bisect=Int(min=0), said=Bool(),
-    optimizer=Choice(*classifier.OPTIMIZERS), lr=Float(gt=0), baseline_lr=Float(gt=0), batch_size=Int(min=1),
+    optimizer=Choice(*classification.OPTIMIZERS), lr=Float(gt=0), baseline_lr=Float(gt=0), batch_size=Int(min=1),
     steps=Int(min=1), seeds=Int(min=1), eval_every=Int(min=1), train_size=Int(min=0), seed=Int(min=0),
     checkpoint_every=Int(min=0, resume="any"),
-    checks=[*classifier.data_checks(),
+    checks=[*classification.data_checks(),
             Rule(("dims", "model", "widths", "dataset", "said"), _dims_fit,
                  "every d must be <= the number of parameters D (with said, > the number of tensors)"),
             Rule(("projection", "dims", "seeds", "model", "widths", "dataset"), _dense_fits,
@@ -86,7 +87,7 @@ def run(config, workdir: Path) -> dict:
     fixed = SCHEMA.fixed(config)
 
     def train(name, weights, lr):
-        tr = classifier.train(model, weights, splits, lr=lr, workdir=Path(workdir) / "checkpoints" / name,
+        tr = classification.train(model, weights, splits, lr=lr, workdir=Path(workdir) / "checkpoints" / name,
                               fingerprint={**fixed, "run": name}, desc=name, **common)
         return tr.test_accuracy[:, -1], tr.result.steps_per_s
 
@@ -95,7 +96,7 @@ def run(config, workdir: Path) -> dict:
     by_dim, speeds, order = {}, {}, []
 
     def at(d):
-        acc, speeds[d] = train(f"d{d}", intrinsic.GlobalSubspace(d, config.projection, said=config.said), config.lr)
+        acc, speeds[d] = train(f"d{d}", intrinsic_dimension.GlobalSubspace(d, config.projection, said=config.said), config.lr)
         by_dim[d] = acc
         order.append(d)
 
@@ -103,13 +104,13 @@ def run(config, workdir: Path) -> dict:
         at(d)
     medians = lambda: {d: float(np.median(a)) for d, a in by_dim.items()}
     for _ in range(config.bisect):
-        d = intrinsic.next_dim(medians(), baseline, FRACTION)
+        d = intrinsic_dimension.next_dim(medians(), baseline, FRACTION)
         if d is None or d in by_dim:
             break
         at(d)
     acc = dict(sorted(medians().items()))
-    best = intrinsic.d_int90(acc, baseline, FRACTION)
-    D = intrinsic.num_float_params(abstract_params(config.model, widths, config.dataset))
+    best = intrinsic_dimension.d_int90(acc, baseline, FRACTION)
+    D = intrinsic_dimension.num_float_params(abstract_params(config.model, widths, config.dataset))
     plot(acc, {d: by_dim[d] for d in acc}, baseline, baseline_seeds, best, config, D,
          figure_path(workdir, "accuracy_vs_dim"), widths)
     return {"baseline_accuracy": baseline, "baseline_accuracy_seeds": baseline_seeds.tolist(),

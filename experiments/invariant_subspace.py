@@ -1,13 +1,14 @@
-"""Experiment: the invariant-subspace theorem checked on a recorded GD run (see configs/invariant_subspace.py)."""
+"""Experiment: the invariant-subspace theorem checked on a recorded GD run (see configs/theorem_simulation.py)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
-from lrjax import invariant_subspace
-from lrjax.runs import DTYPES, figure_path, precision, pyplot, save_figure
-from lrjax.schema import Choice, Either, Float, Int, Rule, Schema, Seq
+from lrjax.harness.figures import figure_path, pyplot, save_figure
+from lrjax.harness.process import DTYPES, precision
+from lrjax.harness.schema import Choice, Either, Float, Int, Rule, Schema, Seq
+from lrjax.studies import theorem_simulation
 
 SCHEMA = Schema(
     d=Int(min=1), rank=Int(min=1), depth=Int(min=1),
@@ -25,7 +26,7 @@ def run(config, workdir: Path) -> dict:
 
 
 def _run(config, workdir: Path) -> dict:
-    check, traj = invariant_subspace.simulate(
+    check, traj = theorem_simulation.simulate(
         d=config.d, rank=config.rank, depth=config.depth, eps=config.eps, eta=config.eta,
         weight_decay=config.weight_decay, steps=config.steps, record_every=config.record_every, dtype=config.dtype,
         init=config.init, seed=config.seed)

@@ -24,11 +24,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments.polytopes import bce, init
 from lrjax import dynamics, polytope
+from lrjax.harness.figures import figure_path, pyplot, save_figure
+from lrjax.harness.schema import Float, Int, Rule, Schema, Seq
 from lrjax.polytope import compress, toys
-from lrjax.runs import figure_path, pyplot, save_figure
-from lrjax.schema import Float, Int, Rule, Schema, Seq
+from lrjax.polytope.training import bce, init
+
 
 def bounded_probability(faces: int, dim: int) -> float:
     """Wendel's probability that ``faces`` i.i.d. uniform unit normals positively span ``R^dim`` (the polytope

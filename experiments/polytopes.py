@@ -20,9 +20,10 @@ import numpy as np
 import optax
 
 from lrjax import dynamics, polytope
+from lrjax.harness.figures import figure_path, pyplot, save_figure
+from lrjax.harness.schema import Choice, Float, Int, Schema, Seq
 from lrjax.polytope import compress, toys
-from lrjax.runs import figure_path, pyplot, save_figure
-from lrjax.schema import Choice, Float, Int, Schema, Seq
+from lrjax.polytope.training import bce, init
 
 DEFAULT_WIDTHS = {"swiss_roll": (20, 4)}          # others: the paper's worked example 2 -> 16 -> 4 -> 1
 BOX = (-2.0, 2.0, -2.0, 2.0)
@@ -32,22 +33,6 @@ SCHEMA = Schema(
     steps=Int(min=1), seeds=Int(min=1), seed=Int(min=0), min_weight=Float(ge=0),
     checkpoint_every=Int(min=0, resume="any"),
 )
-
-
-def init(key, widths, d: int = 2):
-    """PyTorch ``nn.Linear``'s default: ``W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))``; ``((W, b), ...)``."""
-    sizes = (d, *widths, 1)
-    layers = []
-    for i, (m, n) in enumerate(zip(sizes[:-1], sizes[1:])):
-        kw, kb = jax.random.split(jax.random.fold_in(key, i))
-        bound = 1 / np.sqrt(m)
-        layers.append((jax.random.uniform(kw, (m, n), minval=-bound, maxval=bound),
-                       jax.random.uniform(kb, (n,), minval=-bound, maxval=bound)))
-    return tuple(layers)
-
-
-def bce(params, data):
-    return optax.sigmoid_binary_cross_entropy(polytope.forward(params, data["x"]), data["y"]).mean()
 
 
 def run(config, workdir: Path) -> dict:

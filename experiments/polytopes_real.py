@@ -28,9 +28,9 @@ import numpy as np
 import optax
 
 from lrjax import data, dynamics
+from lrjax.harness.figures import figure_path, pyplot, save_figure
+from lrjax.harness.schema import Choice, Float, Int, Rule, Schema, Seq
 from lrjax.polytope import compress, cover_net
-from lrjax.runs import figure_path, pyplot, save_figure
-from lrjax.schema import Choice, Float, Int, Rule, Schema, Seq
 
 SCHEMA = Schema(
     dataset=Choice(*data.available()), n=Int(min=10), classes=Seq(Int(min=0, max=9), distinct=True),

@@ -19,13 +19,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrjax import nets, regression
-from lrjax.runs import figure_path, precision, pyplot, save_figure
-from lrjax.schema import Choice, Float, Int, Rule, Schema, Seq
+from lrjax.harness.figures import figure_path, pyplot, save_figure
+from lrjax.harness.process import precision
+from lrjax.harness.schema import Choice, Float, Int, Rule, Schema, Seq
+from lrjax.models import param_mlp
+from lrjax.studies import regression
 
 SCHEMA = Schema(
     interp_points=Seq(Int(min=2)), interp_width=Int(min=1), width=Int(min=2), rank=Int(min=1),
-    act=Choice(*sorted(nets.ACTIVATIONS)), train_points=Int(min=1), grid=Int(min=2), steps=Int(min=1),
+    act=Choice(*sorted(param_mlp.ACTIVATIONS)), train_points=Int(min=1), grid=Int(min=2), steps=Int(min=1),
     lr=Float(gt=0), seeds=Int(min=1), record_every=Int(min=1), seed=Int(min=0),
     checks=[Rule(("rank",), lambda r: r <= 2, "rank must be <= 2 (the network maps R^2 -> R^2)"),
            Rule(("record_every", "steps"), lambda r, s: r <= s, "record_every must be <= steps")],
@@ -64,9 +66,9 @@ def target_map(x):
 
 def architectures(width: int, rank: int, act: str) -> dict:
     sizes = (2, width, width, 2)
-    return {"rank-1": nets.mlp(sizes, f"lowrank({rank})", act),
-            "DLoR (rank 1 + diagonal)": nets.mlp(sizes, f"dlor({rank})", act),
-            "dense": nets.mlp(sizes, "dense()", act)}
+    return {"rank-1": param_mlp.mlp(sizes, f"lowrank({rank})", act),
+            "DLoR (rank 1 + diagonal)": param_mlp.mlp(sizes, f"dlor({rank})", act),
+            "dense": param_mlp.mlp(sizes, "dense()", act)}
 
 
 def run(config, workdir: Path) -> dict:

@@ -1,4 +1,4 @@
-"""Experiment: deep matrix completion from observed entries only, at scale (``lrjax.sparse_recovery``).
+"""Experiment: deep matrix completion from observed entries only, at scale (``lrjax.studies.sparse_recovery``).
 
 One method per run (``original``, ``compressed``, ``spectral``, or the rank-``r`` ``two_factor`` baseline
 ``W = F_1 F_2``), trained with plain GD on ``1/2 sum_Omega (W_ij - Phi_ij)^2 / (m n)`` from ``observed``
@@ -15,7 +15,6 @@ device's peak on a GPU), ``steps_run``, ``setup_s`` (task and init, compression 
 """
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -23,9 +22,10 @@ import jax
 import numpy as np
 
 from lrjax import data as datasets
-from lrjax import recovery, sparse_recovery
-from lrjax.runs import DTYPES, figure_path, peak_memory_mb, precision, pyplot, save_figure
-from lrjax.schema import Choice, Float, Int, Rule, Schema
+from lrjax.harness.figures import figure_path, pyplot, save_figure
+from lrjax.harness.process import DTYPES, peak_memory_mb, precision
+from lrjax.harness.schema import Choice, Float, Int, Rule, Schema
+from lrjax.studies import matrix_recovery, sparse_recovery
 from lrjax.tasks import sparse_completion
 
 MATRICES = ("low_rank", "fashion_mnist")
@@ -76,12 +76,6 @@ def build_task(config, dtype):
     return task
 
 
-def default_eta(shape, observed: int) -> float:
-    """The paper's ``eta = 5e3`` at ``d = 1000``, ``p = 0.2``, scaled by ``(d / 1000)^(4/3) (0.2 / p)``."""
-    d = math.sqrt(math.prod(shape))
-    return 5e3 * (d / 1000) ** (4 / 3) * (0.2 / (observed / math.prod(shape)))
-
-
 def build_method(config, task, data, dtype):
     return sparse_recovery.make_method(config.method, task, data, depth=config.depth, eps=config.eps,
                                        rank=config.rank, gamma=config.gamma, seed=config.seed, dtype=dtype,
@@ -102,14 +96,14 @@ def _run(config, workdir: Path, dtype) -> dict:
     setup_s = time.perf_counter() - t0
     width = method.theta["factors"][0].shape[1]
     evaluation = sparse_completion.resolve_evaluation(config.evaluation, task.shape, len(task.observed), width)
-    eta = config.eta if config.eta is not None else default_eta(task.shape, len(task.observed))
+    eta = config.eta if config.eta is not None else sparse_recovery.default_eta(task.shape, len(task.observed))
     print(f"{task.shape[0]} x {task.shape[1]}, |Omega| = {len(task.observed):,} (p = {task.fraction:.4g}), "
           f"held out {len(task.held_out):,}; {method.label}: {method.num_params:,} parameters, eta = {eta:.4g}, "
           f"evaluation {evaluation}; setup {setup_s:.1f} s", flush=True)
     t1 = time.perf_counter()
     fit = sparse_recovery.fit(method, data, eta, config.steps, evaluation=evaluation, tol=config.tol,
                               chunk_size=config.chunk_size, record_every=config.record_every,
-                              workdir=recovery.checkpoint_dir(workdir, method.label),
+                              workdir=matrix_recovery.checkpoint_dir(workdir, method.label),
                               fingerprint={**SCHEMA.fixed(config), "eta": eta})
     total_s = time.perf_counter() - t1
     steps_run = int(len(fit.loss))
@@ -120,23 +114,9 @@ def _run(config, workdir: Path, dtype) -> dict:
             "recovery_error": float(fit.test_error[-1]), "recovery_error_samples": len(task.held_out),
             "recovery_error_exact": task.exact_error, "final_loss": float(fit.loss[-1]),
             "ms_per_step": fit.ms_per_step, "peak_memory_mb": peak_memory_mb(), "steps_run": steps_run,
-            "steps_to_tol": fit.steps_to_tol, **_time_to_errors(fit, ERROR_LEVELS), "setup_s": setup_s, "train_s": total_s,
+            "steps_to_tol": fit.steps_to_tol, **sparse_recovery.time_to_errors(fit, sparse_recovery.ERROR_LEVELS), "setup_s": setup_s, "train_s": total_s,
             "compile_s": total_s - steps_run * fit.ms_per_step / 1e3,
             "device": jax.devices()[0].device_kind}
-
-
-ERROR_LEVELS = {"1e-8": 1e-8, "1e-10": 1e-10}
-
-
-def _time_to_errors(fit, levels: dict) -> dict:
-    """``steps_to_error_<name>`` (first recorded step with recovery error ``<= level``, ``None`` if never) and
-    ``time_to_error_<name>_s`` (that many steps at the measured ``ms_per_step``, compile excluded)."""
-    out = {}
-    for name, level in levels.items():
-        step = int(fit.steps_to_error(level))
-        out[f"steps_to_error_{name}"] = step if step >= 0 else None
-        out[f"time_to_error_{name}_s"] = step * fit.ms_per_step / 1e3 if step >= 0 else None
-    return out
 
 
 def plot(fit, config, task, path):

@@ -19,8 +19,9 @@ import numpy as np
 import optax
 
 from lrjax import dynamics, param
-from lrjax.runs import figure_path, precision, pyplot, save_figure
-from lrjax.schema import Choice, Float, Int, Rule, Schema, Seq
+from lrjax.harness.figures import figure_path, pyplot, save_figure
+from lrjax.harness.process import precision
+from lrjax.harness.schema import Choice, Float, Int, Rule, Schema, Seq
 
 TARGETS = ("lowrank", "wide")
 OPTIMIZERS = ("gd", "momentum")

@@ -1,5 +1,5 @@
 """Experiment: train an image classifier (``lrjax.models``: MLP or CNN) on an offline dataset with any binding
-rules, ``seeds`` seeds as one vmapped program with on-device minibatches (``lrjax.classifier.train``).
+rules, ``seeds`` seeds as one vmapped program with on-device minibatches (``lrjax.studies.classification.train``).
 
 Every weight is bound by ``rules`` (``"regex=spec; ..."``, first match wins; leaves no rule covers are
 trained densely), e.g. ``".*kernel=deep(2, scale=0.1)"`` overparameterizes every kernel by depth,
@@ -7,7 +7,7 @@ trained densely), e.g. ``".*kernel=deep(2, scale=0.1)"`` overparameterizes every
 seed) and its median, the best test accuracy over the evaluations, the final train loss (mean of the last
 100 minibatch losses), and per kernel the numerical rank (singular values above 1e-3 of the largest) and
 effective rank of its final update ``W(T) - W(0)`` (medians over seeds). Seed 0's trained leaves are
-saved as an adapter (``lrjax.adapters``: ``adapter/adapter.{json,npz}``, loadable onto the base
+saved as an adapter (``lrjax.io.adapters``: ``adapter/adapter.{json,npz}``, loadable onto the base
 parameters) beside the merged plain parameter tree (``adapter/merged_params.npz``); both sizes on disk
 are reported.
 """
@@ -18,35 +18,37 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from lrjax import adapters, binding, classifier, data, models
-from lrjax.nets import ACTIVATIONS
-from lrjax.runs import figure_path, pyplot, save_figure
-from lrjax.schema import Choice, Float, Int, Rule, Schema, Seq, Str
+from lrjax import binding, data, models
+from lrjax.harness.figures import figure_path, pyplot, save_figure
+from lrjax.harness.schema import Choice, Float, Int, Rule, Schema, Seq, Str
+from lrjax.io import adapters
+from lrjax.models.param_mlp import ACTIVATIONS
+from lrjax.studies import classification
 
 
 def check_binding(model_name, widths, act, dataset, rules) -> bool:
     """The dataset is installed and the rules bind the model's parameters (abstractly: no arrays made)."""
     data.locate(dataset)
-    params = classifier.abstract_params(models.make(model_name, widths, classes=10, act=act), dataset)
-    classifier.check_rules_match(rules, [binding.path_to_str(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]])
-    jax.eval_shape(lambda p: binding.bind(p, classifier.with_dense_default(rules), key=0).theta, params)
+    params = classification.abstract_params(models.make(model_name, widths, classes=10, act=act), dataset)
+    classification.check_rules_match(rules, [binding.path_to_str(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]])
+    jax.eval_shape(lambda p: binding.bind(p, classification.with_dense_default(rules), key=0).theta, params)
     return True
 
 
 SCHEMA = Schema(
     dataset=Choice(*data.available()), model=Choice("mlp", "cnn"), widths=Seq(Int(min=1)),
-    act=Choice(*sorted(ACTIVATIONS)), rules=Str(), loss=Choice(*classifier.LOSSES),
-    optimizer=Choice(*classifier.OPTIMIZERS), lr=Float(gt=0), batch_size=Int(min=1),
+    act=Choice(*sorted(ACTIVATIONS)), rules=Str(), loss=Choice(*classification.LOSSES),
+    optimizer=Choice(*classification.OPTIMIZERS), lr=Float(gt=0), batch_size=Int(min=1),
     steps=Int(min=1, resume="grow"), seeds=Int(min=1), eval_every=Int(min=1), train_size=Int(min=0),
     seed=Int(min=0), checkpoint_every=Int(min=0, resume="any"),
-    checks=[*classifier.data_checks(),
+    checks=[*classification.data_checks(),
             Rule(("model", "widths", "act", "dataset", "rules"), check_binding, "the binding rules do not fit")],
 )
 
 
 def run(config, workdir: Path) -> dict:
     model = models.make(config.model, config.widths, classes=10, act=config.act)
-    tr = classifier.train(model, config.rules, data.load_splits(config.dataset, config.train_size),
+    tr = classification.train(model, config.rules, data.load_splits(config.dataset, config.train_size),
                           optimizer_name=config.optimizer, lr=config.lr, batch_size=config.batch_size,
                           steps=config.steps, seeds=config.seeds, eval_every=config.eval_every, seed=config.seed,
                           loss=config.loss, workdir=workdir, checkpoint_every=config.checkpoint_every,
@@ -66,7 +68,7 @@ def run(config, workdir: Path) -> dict:
     return {"test_accuracy": acc[:, -1].tolist(), "test_accuracy_median": float(np.median(acc[:, -1])),
             "best_test_accuracy_median": float(np.median(acc.max(axis=1))),
             "train_loss_final_median": float(np.median(res.scalars["loss"][:, -window:].mean(axis=1))),
-            "update_ranks": classifier.update_ranks(tr.update_spectra),
+            "update_ranks": classification.update_ranks(tr.update_spectra),
             "trainable_params": counts["trainable"] + counts["outer"], "adapter_bytes": sum(adapter.values()),
             "merged_params_bytes": merged.stat().st_size, "steps": res.steps,
             "steps_per_s": res.steps_per_s, "compile_s": res.compile_time, "resumed_from": res.resumed_from}
@@ -104,7 +106,7 @@ def plot_spectra(step, spectra, title, path):
     for name, sv in spectra.items():
         s = sv[0, -1]
         a.semilogy(np.arange(1, s.size + 1), np.maximum(s / s[0], 1e-8), ".-", ms=3, lw=0.8, label=name)
-    a.axhline(classifier.RANK_RTOL, color="k", ls=":", lw=0.8)
+    a.axhline(classification.RANK_RTOL, color="k", ls=":", lw=0.8)
     a.set_xlabel("index i")
     a.set_title("singular values of W(T) - W(0) / largest (seed 0)")
     a.legend(fontsize=7)

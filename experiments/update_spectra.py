@@ -12,19 +12,20 @@ from pathlib import Path
 
 import numpy as np
 
-from lrjax import classifier, data, models
-from lrjax.runs import figure_path, pyplot, save_figure
-from lrjax.schema import Choice, Float, Int, Schema, Seq
+from lrjax import data, models
+from lrjax.harness.figures import figure_path, pyplot, save_figure
+from lrjax.harness.schema import Choice, Float, Int, Schema, Seq
+from lrjax.studies import classification
 
 NETWORKS = ("linear", "mlp", "cnn")
 
 SCHEMA = Schema(
     dataset=Choice(*data.available()), networks=Seq(Choice(*NETWORKS), distinct=True), mlp_widths=Seq(Int(min=1)),
-    cnn_widths=Seq(Int(min=1), min_len=2), optimizer=Choice(*classifier.OPTIMIZERS),
+    cnn_widths=Seq(Int(min=1), min_len=2), optimizer=Choice(*classification.OPTIMIZERS),
     lrs=Seq(Float(gt=0), length=lambda c: len(c.networks)), batch_size=Int(min=1), steps=Int(min=1, resume="grow"),
     seeds=Int(min=1), eval_every=Int(min=1), train_size=Int(min=0), seed=Int(min=0),
     checkpoint_every=Int(min=0, resume="any"),
-    checks=classifier.data_checks(),
+    checks=classification.data_checks(),
 )
 
 
@@ -42,13 +43,13 @@ def run(config, workdir: Path) -> dict:
     out, spectra, steps = {}, {}, None
     for name, lr in zip(config.networks, config.lrs):
         model, loss = network(name, config)
-        tr = classifier.train(model, ".*=dense()", splits, optimizer_name=config.optimizer, lr=lr,
+        tr = classification.train(model, ".*=dense()", splits, optimizer_name=config.optimizer, lr=lr,
                               batch_size=config.batch_size, steps=config.steps, seeds=config.seeds,
                               eval_every=config.eval_every, seed=config.seed, loss=loss,
                               workdir=Path(workdir) / "checkpoints" / name, checkpoint_every=config.checkpoint_every,
                               fingerprint={**SCHEMA.fixed(config), "network": name}, desc=name)
         out[name] = {"loss": loss, "lr": lr, "test_accuracy_median": float(np.median(tr.test_accuracy[:, -1])),
-                     "update_ranks": classifier.update_ranks(tr.update_spectra)}
+                     "update_ranks": classification.update_ranks(tr.update_spectra)}
         spectra[name], steps = tr.update_spectra, tr.step
     np.savez(Path(workdir) / "trajectory.npz", step=steps,
              **{f"{n}/{k}": v for n, s in spectra.items() for k, v in s.items()})

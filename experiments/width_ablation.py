@@ -12,9 +12,11 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from lrjax import recovery, tasks
-from lrjax.runs import DTYPES, figure_path, precision, pyplot, save_figure
-from lrjax.schema import Choice, Float, Int, Rule, Schema, Seq
+from lrjax import tasks
+from lrjax.harness.figures import figure_path, pyplot, save_figure
+from lrjax.harness.process import DTYPES, precision
+from lrjax.harness.schema import Choice, Float, Int, Rule, Schema, Seq
+from lrjax.studies import matrix_recovery
 
 SCHEMA = Schema(
     d=Int(min=2), rank=Int(min=1), fraction=Float(gt=0, le=1), depth=Int(min=2), eps=Float(gt=0), eta=Float(gt=0),
@@ -26,7 +28,7 @@ SCHEMA = Schema(
 )
 
 
-def summarize(f: recovery.Fit) -> dict:
+def summarize(f: matrix_recovery.Fit) -> dict:
     it = np.asarray(f.steps_to_tol)
     ok = it >= 0
     return {"label": f.label, "num_params": f.num_params, "ms_per_step_batch": f.ms_per_step,
@@ -47,20 +49,20 @@ def _run(config, workdir: Path, dtype) -> dict:
     keys = jax.random.split(jax.random.key(config.seed + 1), config.seeds)
 
     def train(m, section):
-        return summarize(recovery.fit(m, task, config.eta, config.steps, tol=config.tol,
+        return summarize(matrix_recovery.fit(m, task, config.eta, config.steps, tol=config.tol,
                                       chunk_size=config.chunk_size, batched=True,
-                                      workdir=recovery.checkpoint_dir(workdir, f"{section} {m.label}"),
+                                      workdir=matrix_recovery.checkpoint_dir(workdir, f"{section} {m.label}"),
                                       fingerprint=SCHEMA.fixed(config)))
 
     def orig(k):
-        return recovery.original(task, config.depth, config.eps, k)
+        return matrix_recovery.original(task, config.depth, config.eps, k)
 
-    gamma_rows = [train(recovery.batched(keys, lambda k, g=g: recovery.compressed(task, orig(k), config.rank, float(g))), "gamma")
+    gamma_rows = [train(matrix_recovery.batched(keys, lambda k, g=g: matrix_recovery.compressed(task, orig(k), config.rank, float(g))), "gamma")
                   for g in config.gammas]
     width_rows = []
     for rh in config.rhats:
-        comp = train(recovery.batched(keys, lambda k, rh=rh: recovery.compressed(task, orig(k), rh, config.gamma)), "width")
-        narrow = train(recovery.batched(keys, lambda k, rh=rh: recovery.narrow(task, config.depth, config.eps, k, 2 * rh)), "width")
+        comp = train(matrix_recovery.batched(keys, lambda k, rh=rh: matrix_recovery.compressed(task, orig(k), rh, config.gamma)), "width")
+        narrow = train(matrix_recovery.batched(keys, lambda k, rh=rh: matrix_recovery.narrow(task, config.depth, config.eps, k, 2 * rh)), "width")
         width_rows.append({"rhat": rh, "compressed": comp, "narrow": narrow})
     plot(config, gamma_rows, width_rows, figure_path(workdir, "gamma_and_width"))
     return {"gamma_ablation": gamma_rows, "width_comparison": width_rows}

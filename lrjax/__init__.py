@@ -1,10 +1,19 @@
 """lrjax: a JAX research framework for the low-rank structure of neural networks.
 
-On CPU, XLA runs its own thread pool while LAPACK calls (QR, eigh, SVD inside compiled loops) go to
-OpenBLAS, whose spinning worker threads then compete with XLA's: measured on 2 cores, a 1000 x 22 QR in a
-GD loop doubled the step time. lrjax therefore defaults ``OPENBLAS_NUM_THREADS=1`` (an environment
-variable you set yourself wins); it takes effect when imported before numpy/scipy load OpenBLAS.
-"""
-import os
+Importing lrjax (or any of its modules) changes no environment variable and no jax setting. Entry points
+call ``lrjax.setup_process()`` once, before their first computation (``lrjax.harness.process``).
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+Layout: the library (``param``, ``binding``, ``dynamics``, ``analysis``, ``tasks``, ``data``, ``models``,
+``polytope``) at the bottom; ``studies`` built on it; ``io`` (file formats); ``harness`` (CLI, schemas,
+work directories) on top.
+"""
+from importlib.metadata import PackageNotFoundError, version
+
+from lrjax.harness.process import setup_process
+
+try:
+    __version__ = version("lrjax")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
+
+__all__ = ["__version__", "setup_process"]

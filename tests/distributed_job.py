@@ -50,7 +50,7 @@ def main():
     args = parser.parse_args()
 
     jax.config.update("jax_enable_x64", True)
-    from lrjax import distributed
+    from lrjax.dynamics import distributed
 
     joined = distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     joined_again = distributed.initialize(args.coordinator, args.num_processes, args.process_id)  # harmless

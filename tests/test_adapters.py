@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from flax import linen as nn
 
-from lrjax import adapters, binding, param
+from lrjax import binding, param
+from lrjax.io import adapters
 
 
 class CNN(nn.Module):

@@ -19,6 +19,7 @@ def _planted(key, m, n, s, dtype=jnp.float64):
     return (u * jnp.asarray(s, dtype)) @ v.T, u, v
 
 
+@pytest.mark.x64
 def test_principal_angles_and_alignment():
     e = jnp.eye(4)
     a = e[:, :2]
@@ -31,6 +32,7 @@ def test_principal_angles_and_alignment():
     np.testing.assert_allclose(comp.T @ a, 0.0, atol=1e-12)
 
 
+@pytest.mark.x64
 def test_rank_measures():
     w, _, _ = _planted(jax.random.key(0), 8, 6, [3.0, 2.0, 1.0])
     s = analysis.singular_values(w)
@@ -83,6 +85,7 @@ def test_topk_tracker_matches_svd(dtype, rtol):
         assert float(values["bulk_spread"][0]) < 10 * rtol, seed
 
 
+@pytest.mark.x64
 def test_tracker_runs_inside_the_runner():
     p = param.deep(3, scale=0.5)
     target = tasks.low_rank_target(jax.random.key(0), 12, 2)
@@ -101,6 +104,7 @@ def test_rho_recursion_single_layer_closed_form():
     np.testing.assert_allclose(rho[:, 0], 0.5 * (1 - 0.02 - 0.1) ** np.arange(4))
 
 
+@pytest.mark.x64
 def test_compress_deep_matches_at_init_within_prop2():
     d, r, eps = 16, 2, 1e-2
     deep = param.deep(3, scale=eps)
@@ -113,6 +117,7 @@ def test_compress_deep_matches_at_init_within_prop2():
     assert cp.roles(ct)["factors"][0] == param.OUTER
 
 
+@pytest.mark.x64
 def test_compress_bound_deep_lora_model():
     class MLP(nn.Module):
         @nn.compact
@@ -174,6 +179,7 @@ def test_tracker_zero_and_rank_deficient_matrices(dtype):
     assert all(np.all(np.isfinite(v)) for v in values.values())
 
 
+@pytest.mark.x64
 def test_tracker_matrices_of_different_shapes():
     """Unequal shapes share one zero-padded state: each matrix's top-k and bulk match its own svd."""
     shapes, k = [(30, 20), (20, 40), (50, 30)], 3

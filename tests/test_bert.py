@@ -7,9 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lrjax import binding, peft
-from lrjax.data import text
+from lrjax import binding
 from lrjax.analysis import compress_bound
+from lrjax.data import text
+from lrjax.io import peft
 from lrjax.models import bert
 from lrjax.param import LoRA
 

@@ -8,8 +8,8 @@ from flax import linen as nn
 from flax import nnx
 
 from lrjax import binding as lb
-from lrjax.optim import optimizer
 from lrjax import param as P
+from lrjax.binding.optim import optimizer
 
 
 class MLP(nn.Module):

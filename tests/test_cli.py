@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lrjax import cli
+from lrjax.harness import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.py") if not p.name.startswith("_") and p.name != "common.py")
@@ -281,14 +281,14 @@ def test_a_run_that_fails_leaves_the_stored_config(tmp_path, monkeypatch):
 def test_second_process_in_the_same_workdir_is_refused(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
-        from lrjax.runs import DirectoryLock
+        from lrjax.io.files import DirectoryLock
         lock = DirectoryLock({str(tmp_path / 'w')!r}).acquire()
         print("locked", flush=True)
         time.sleep(60)
         """)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        out = subprocess.run([sys.executable, "-m", "lrjax.cli", "run", *QUICK, "--workdir", str(tmp_path / "w")],
+        out = subprocess.run([sys.executable, "-m", "lrjax.harness.cli", "run", *QUICK, "--workdir", str(tmp_path / "w")],
                              capture_output=True, text=True, timeout=120)
         assert out.returncode == 2, out.stderr
         assert f"is in use by another lrjax process (pid {holder.pid})" in out.stderr
@@ -306,9 +306,9 @@ def test_import_registers_a_family_from_a_file(tmp_path):
 
 
 def test_command_line_list_from_anywhere_and_exit_codes(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "lrjax.cli", "list"], cwd=tmp_path, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "lrjax.harness.cli", "list"], cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0 and "invariant_subspace.py" in out.stdout and "deep_mf.py" in out.stdout
-    bad = subprocess.run([sys.executable, "-m", "lrjax.cli", "run", "configs/invariant_subspace.py", "--set",
+    bad = subprocess.run([sys.executable, "-m", "lrjax.harness.cli", "run", "configs/invariant_subspace.py", "--set",
                           "depht=2"], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr == "lrjax: error: unknown config key 'depht'; valid keys: d, depth, " \
         "dtype, eps, eta, init, rank, record_every, seed, steps, weight_decay\n"
@@ -317,7 +317,7 @@ def test_command_line_list_from_anywhere_and_exit_codes(tmp_path):
 def test_api_errors_name_the_bad_value():
     """The library functions behind the CLI raise ValueError naming the value (the CLI checks first)."""
     from lrjax import param
-    from lrjax.runs import precision
+    from lrjax.harness.process import precision
     for spec, match in (("lowrank(rank=-1)", "rank must be a positive integer, got -1"),
                         ("lowrank(foo=1)", "bad arguments"), ("dlor(", "cannot parse")):
         with pytest.raises(ValueError, match=match):
@@ -417,8 +417,8 @@ def test_few_shot_sweep_checks_every_cell_and_reads_finished_cells_back(tmp_path
 
 
 def test_batched_lapack_programs_finish_with_the_scheduler_flag():
-    """The XLA:CPU hang that lrjax.runs.avoid_xla_cpu_deadlock works around: two vmapped 384 x 384 QRs."""
-    code = ("from lrjax.runs import avoid_xla_cpu_deadlock; avoid_xla_cpu_deadlock()\n"
+    """The XLA:CPU hang that lrjax.harness.process.avoid_xla_cpu_deadlock works around: two vmapped 384 x 384 QRs."""
+    code = ("from lrjax.harness.process import avoid_xla_cpu_deadlock; avoid_xla_cpu_deadlock()\n"
             "import jax; from lrjax import param\n"
             "k = jax.random.split(jax.random.key(0), 2)\n"
             "jax.block_until_ready(jax.jit(jax.vmap(lambda k: param.deep(2).init(k, (384, 384))))(k)); print('done')")

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lrjax import distributed
+from lrjax.dynamics import distributed
 
 JOB = Path(__file__).with_name("distributed_job.py")
 _spec = importlib.util.spec_from_file_location("distributed_job", JOB)
@@ -121,7 +121,7 @@ def test_initialize_reads_environment(monkeypatch):
 
 
 def _sweep_config(**overrides):
-    from lrjax import cli
+    from lrjax.harness import cli
     config, _ = cli.load_config("configs/completion_sweep.py:quick")
     for k, v in overrides.items():
         config[k] = v
@@ -131,7 +131,7 @@ def _sweep_config(**overrides):
 @pytest.mark.parametrize("method, eta", [("compressed", 150.0), ("two_factor", 150.0), ("original", 30.0)])
 def test_completion_sweep_members_equal_single_runs(method, eta):
     """Every (seed, eps) member of the sharded sweep follows sparse_recovery.fit's run with that seed and eps."""
-    from lrjax import sparse_recovery
+    from lrjax.studies import sparse_recovery
     from lrjax.tasks import sparse_completion as sc
     config, module = _sweep_config(method=method, eta=eta, steps=300, record_every=50)
     with jax.enable_x64(True):
@@ -157,7 +157,7 @@ def run_two_processes(workdirs: list[Path], sets: list[str], timeout: float = 24
     each); ``(exit code, output)`` per process; kills both if either hangs."""
     coordinator = f"127.0.0.1:{free_port()}"
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    procs = [subprocess.Popen([sys.executable, "-m", "lrjax.cli", "run", "configs/completion_sweep.py:quick",
+    procs = [subprocess.Popen([sys.executable, "-m", "lrjax.harness.cli", "run", "configs/completion_sweep.py:quick",
                                *(a for kv in sets for a in ("--set", kv)),
                                "--workdir", str(workdir), "--coordinator", coordinator,
                                "--num-processes", "2", "--process-id", str(i)],
@@ -176,7 +176,7 @@ def run_two_processes(workdirs: list[Path], sets: list[str], timeout: float = 24
 def test_completion_sweep_command_spans_two_processes(tmp_path):
     """``lrjax run ... --coordinator`` with 2 processes: process 0's metrics equal a one-process run's (3
     members: padded to 4 for the 2 devices); only process 0 writes the work directory."""
-    from lrjax import cli
+    from lrjax.harness import cli
     sets = ["seeds=1", "eps_values=(0.01, 0.05, 0.1)"]
     single = cli.run_config("configs/completion_sweep.py:quick", sets, workdir=str(tmp_path / "one"), quiet=True)
     (rc0, log0), (rc1, log1) = run_two_processes([tmp_path / "two0", tmp_path / "two1"], sets)

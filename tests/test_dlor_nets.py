@@ -4,14 +4,19 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lrjax import approximation as ap
-from lrjax import nets, param, regression
+from lrjax import param
+from lrjax.models import param_mlp
+from lrjax.studies import dlor_approximation as ap
+from lrjax.studies import regression
 
-X = jax.random.uniform(jax.random.key(0), (64, 6), jnp.float64, -1, 1)
+pytestmark = pytest.mark.x64   # every test here checks float64 numerics (tests/conftest.py)
+
+with jax.enable_x64(True):   # float64 data, built once (tests/conftest.py)
+    X = jax.random.uniform(jax.random.key(0), (64, 6), jnp.float64, -1, 1)
 
 
 def test_mlp_matches_hand_written_forward_and_counts_params():
-    net = nets.mlp((6, 5, 4, 3), "dlor(1)", "gelu", first="dense()")
+    net = param_mlp.mlp((6, 5, 4, 3), "dlor(1)", "gelu", first="dense()")
     th = net.init(jax.random.key(1), jnp.float64)
     h = X
     for i, (p, t) in enumerate(zip(net.params, th)):
@@ -23,7 +28,7 @@ def test_mlp_matches_hand_written_forward_and_counts_params():
 
 
 def test_wide_sums_independent_branches():
-    wide = nets.Wide(nets.mlp((6, 4, 2), "lowrank(1)"), 3)
+    wide = param_mlp.Wide(param_mlp.mlp((6, 4, 2), "lowrank(1)"), 3)
     th = wide.init(jax.random.key(2), jnp.float64)
     branches = [jax.tree.map(lambda t: t[k], th) for k in range(3)]
     expected = sum(wide.branch.apply(b, X) for b in branches)
@@ -38,14 +43,15 @@ def test_wide_sums_independent_branches():
 ])
 def test_mlp_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        nets.MLP(**kwargs)
+        param_mlp.MLP(**kwargs)
 
 
 @pytest.fixture(scope="module")
 def teacher():
-    t = ap.dense_teacher(jax.random.key(3), 6, 2)
-    a = np.asarray(t["a"])
-    return t, param.decompose_multiplicative(a, 2), param.decompose_additive(a, 2)
+    with jax.enable_x64(True):   # module-scoped float64 data (tests/conftest.py)
+        t = ap.dense_teacher(jax.random.key(3), 6, 2)
+        a = np.asarray(t["a"])
+        return t, param.decompose_multiplicative(a, 2), param.decompose_additive(a, 2)
 
 
 @pytest.mark.parametrize("act", ["tanh", "softplus"])
@@ -93,7 +99,7 @@ def test_regression_train_fits_a_linear_map():
     x = regression.uniform_inputs(kx, 64, 2)
     w = jax.random.normal(kw, (2, 2), jnp.float64)
     data = {"x": x, "y": x @ w, "x_test": x[:8], "y_test": x[:8] @ w}
-    tr = regression.train(nets.mlp((2, 2), "dense()"), data, 400, seeds=3, lr=3e-2, record_every=100)
+    tr = regression.train(param_mlp.mlp((2, 2), "dense()"), data, 400, seeds=3, lr=3e-2, record_every=100)
     assert tr.loss.shape == (3, 400) and tr.test_error.shape == (3, 5)
     assert np.all(tr.loss[:, -1] < 1e-3 * tr.loss[:, 0])
     ep = tr.epochs_to(1e-2 * float(tr.loss[0, 0]))

@@ -12,10 +12,13 @@ import pytest
 
 from lrjax import dynamics, param, tasks
 
+pytestmark = pytest.mark.x64   # every test here checks float64 numerics (tests/conftest.py)
+
 JOB = Path(__file__).with_name("dynamics_job.py")
 P3 = param.deep(3, scale=0.7)
-TARGET = tasks.low_rank_target(jax.random.key(0), 10, 2)
-THETA = P3.init(jax.random.key(1), (10, 10), jnp.float64)
+with jax.enable_x64(True):   # float64 data, built once (tests/conftest.py)
+    TARGET = tasks.low_rank_target(jax.random.key(0), 10, 2)
+    THETA = P3.init(jax.random.key(1), (10, 10), jnp.float64)
 TX = optax.sgd(0.05)
 
 
@@ -187,7 +190,8 @@ def _same_trajectory(a, b):
 
 @pytest.fixture(scope="module")
 def straight_run():
-    return _ckpt_run(None, 100)
+    with jax.enable_x64(True):   # module-scoped float64 data (tests/conftest.py)
+        return _ckpt_run(None, 100)
 
 
 def test_longer_run_continues_from_an_unaligned_step(tmp_path, straight_run):
@@ -221,7 +225,7 @@ def test_resume_refuses_fewer_steps_than_the_checkpoint(tmp_path):
 
 
 def test_second_process_on_the_same_checkpoints_is_refused(tmp_path):
-    from lrjax.runs import DirectoryBusyError, DirectoryLock
+    from lrjax.io.files import DirectoryBusyError, DirectoryLock
     with DirectoryLock(tmp_path / "checkpoints"):
         with pytest.raises(DirectoryBusyError, match=f"in use by another lrjax process \\(pid {os.getpid()}\\)"):
             _ckpt_run(tmp_path, 40)

@@ -5,7 +5,10 @@ import numpy as np
 import pytest
 from flax import linen as nn
 
-from lrjax import binding, intercept
+from lrjax import binding
+from lrjax.binding import intercept
+
+pytestmark = pytest.mark.x64   # every test here checks float64 numerics (tests/conftest.py)
 
 
 class Net(nn.Module):
@@ -16,7 +19,8 @@ class Net(nn.Module):
         return nn.Dense(3, use_bias=False)(x)
 
 
-X = jax.random.normal(jax.random.key(0), (5, 6, 6, 2), jnp.float64)
+with jax.enable_x64(True):   # float64 data, built once (tests/conftest.py)
+    X = jax.random.normal(jax.random.key(0), (5, 6, 6, 2), jnp.float64)
 
 
 @pytest.mark.parametrize("spec", ["lora(2, alpha=4.0)", "lowrank(3)", "dlor(1)", "deep(3, width=5)",

@@ -7,9 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lrjax import binding, intrinsic, models, optim
+from lrjax import binding, models
+from lrjax.binding import optim
 from lrjax.param import FROZEN, TRAINABLE, Projection, from_spec
 from lrjax.param.projection import KINDS, hadamard_matrix, hadamard_transform
+from lrjax.studies import intrinsic_dimension
 
 SIZES = [(100, 10), (64, 16), (300, 33), (7, 3)]   # padding, exact blocks, several blocks, tiny
 
@@ -112,7 +114,7 @@ def mlp_params():
 @pytest.mark.parametrize("said", [False, True])
 def test_global_subspace_at_zero_is_theta0_exactly(mlp_params, kind, said):
     model, x, params = mlp_params
-    sub = intrinsic.GlobalSubspace(20, kind, said=said)
+    sub = intrinsic_dimension.GlobalSubspace(20, kind, said=said)
     state = sub.init(params, jax.random.key(1))
     out = sub.materialize(state)
     for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(params)):
@@ -127,9 +129,9 @@ def test_global_subspace_at_zero_is_theta0_exactly(mlp_params, kind, said):
 
 def test_global_subspace_moves_all_parameters_along_p_z(mlp_params):
     model, x, params = mlp_params
-    D = intrinsic.num_float_params(params)
+    D = intrinsic_dimension.num_float_params(params)
     for cache in (True, False):
-        sub = intrinsic.GlobalSubspace(10, "fastfood", cache=cache)
+        sub = intrinsic_dimension.GlobalSubspace(10, "fastfood", cache=cache)
         state = sub.init(params, jax.random.key(1))
         z = jax.random.normal(jax.random.key(2), (10,))
         moved = sub.materialize({**state, "z": z})
@@ -137,14 +139,15 @@ def test_global_subspace_moves_all_parameters_along_p_z(mlp_params):
         expected = sub.project(params).matrix(jax.random.key(1)) @ z
         assert delta.shape == (D,) and np.all(delta != 0)
         np.testing.assert_allclose(delta, expected, atol=1e-5)
-    assert "structure" not in intrinsic.GlobalSubspace(10, "dense").init(params, 0)        # dense: regenerated
+    assert "structure" not in intrinsic_dimension.GlobalSubspace(10, "dense").init(params, 0)        # dense: regenerated
 
 
 def test_global_subspace_trains_only_z_and_said(mlp_params):
     import optax
+
     from lrjax.dynamics.runner import trainable_part, with_trainable
     model, x, params = mlp_params
-    sub = intrinsic.GlobalSubspace(12, "sparse", said=True)
+    sub = intrinsic_dimension.GlobalSubspace(12, "sparse", said=True)
     state = sub.init(params, jax.random.key(1))
     y = jnp.array([1, 2])
 
@@ -163,18 +166,18 @@ def test_global_subspace_trains_only_z_and_said(mlp_params):
     assert all(float(jnp.abs(u).max()) == 0 for u in jax.tree.leaves(updates["structure"]))
     assert float(jnp.abs(updates["z"]).max()) > 0
     with pytest.raises(ValueError, match="SAID needs dim"):
-        intrinsic.GlobalSubspace(4, said=True).init(params)
+        intrinsic_dimension.GlobalSubspace(4, said=True).init(params)
 
 
 def test_d_int90_and_bisection():
     acc = {10: 0.2, 100: 0.5, 1000: 0.85, 3000: 0.9}
-    assert intrinsic.d_int90(acc, baseline=0.9) == 1000                        # threshold 0.81
-    assert intrinsic.next_dim(acc, baseline=0.9) == 316                        # geometric midpoint of 100, 1000
-    assert intrinsic.d_int90(acc, baseline=1.0) == 3000 and intrinsic.d_int90({10: 0.1}, 1.0) is None
-    assert intrinsic.next_dim({10: 0.1}, 1.0) is None                          # nothing passes
-    assert intrinsic.next_dim({10: 0.95}, 1.0) is None                         # nothing below fails
-    assert intrinsic.next_dim({10: 0.1, 11: 0.95}, 1.0) is None                # adjacent: d_int90 = 11
-    assert intrinsic.next_dim({10: 0.1, 12: 0.95}, 1.0) == 11
+    assert intrinsic_dimension.d_int90(acc, baseline=0.9) == 1000                        # threshold 0.81
+    assert intrinsic_dimension.next_dim(acc, baseline=0.9) == 316                        # geometric midpoint of 100, 1000
+    assert intrinsic_dimension.d_int90(acc, baseline=1.0) == 3000 and intrinsic_dimension.d_int90({10: 0.1}, 1.0) is None
+    assert intrinsic_dimension.next_dim({10: 0.1}, 1.0) is None                          # nothing passes
+    assert intrinsic_dimension.next_dim({10: 0.95}, 1.0) is None                         # nothing below fails
+    assert intrinsic_dimension.next_dim({10: 0.1, 11: 0.95}, 1.0) is None                # adjacent: d_int90 = 11
+    assert intrinsic_dimension.next_dim({10: 0.1, 12: 0.95}, 1.0) == 11
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -193,7 +196,7 @@ def test_per_layer_subspace_takes_every_projection(kind):
 
 
 def test_bench_intrinsic_times_and_plans_memory(capsys):
-    from lrjax.bench import bench_intrinsic
+    from benchmarks.suites import bench_intrinsic
     out = bench_intrinsic(dim=16, steps=2, repeats=1, batch=8, scaling_dims=(16, 4096))
     rows = {r["case"]: r for r in out["rows"]}
     assert out["D"] == 199_210 and all(r["ms_per_step"] > 0 for r in rows.values())
@@ -206,7 +209,7 @@ def test_bench_intrinsic_times_and_plans_memory(capsys):
 @pytest.mark.parametrize("bad", ["dims=(0,)", "dims=(10, 10)", "dims=(300000,)", "said=1", "projection=gauss",
                                  "bisect=-1", "model=cnn", "said=True"])
 def test_intrinsic_dimension_refuses_bad_values_before_work(tmp_path, capsys, bad):
-    from lrjax import cli
+    from lrjax.harness import cli
     overrides = ["--set", bad] + (["--set", "widths=(5,)"] if bad == "model=cnn" else []) \
         + (["--set", "dims=(3,)"] if bad == "said=True" else [])        # SAID: 3 scalars < 4 tensors
     config = Path(__file__).resolve().parents[1] / "configs" / "intrinsic_dimension.py"
@@ -217,7 +220,7 @@ def test_intrinsic_dimension_refuses_bad_values_before_work(tmp_path, capsys, ba
 
 def test_said_scales_each_tensor_by_its_own_lambda(mlp_params):
     model, x, params = mlp_params
-    sub = intrinsic.GlobalSubspace(10, "fastfood", said=True)
+    sub = intrinsic_dimension.GlobalSubspace(10, "fastfood", said=True)
     state = sub.init(params, jax.random.key(1))
     z = jax.random.normal(jax.random.key(2), state["z"].shape)
     lam = jnp.array([0.5, -2.0, 3.0, 0.0])
@@ -232,18 +235,19 @@ def test_said_scales_each_tensor_by_its_own_lambda(mlp_params):
 def test_non_float_leaves_pass_through(mlp_params):
     _, _, params = mlp_params
     tree = {"params": params, "count": jnp.array(3, jnp.int32)}
-    sub = intrinsic.GlobalSubspace(5, "sparse")
+    sub = intrinsic_dimension.GlobalSubspace(5, "sparse")
     state = sub.init(tree, 0)
     out = sub.materialize({**state, "z": jnp.ones(5)})
     assert out["count"] == 3 and out["count"].dtype == jnp.int32
-    assert sub.project(tree).size == intrinsic.num_float_params(params)
+    assert sub.project(tree).size == intrinsic_dimension.num_float_params(params)
     for bad in [dict(said="no"), dict(cache=1)]:
         with pytest.raises(ValueError, match="True or False"):
-            intrinsic.GlobalSubspace(5, **bad)
+            intrinsic_dimension.GlobalSubspace(5, **bad)
     with pytest.raises(ValueError, match="exceeds"):
-        intrinsic.GlobalSubspace(10 ** 6).init(params)
+        intrinsic_dimension.GlobalSubspace(10 ** 6).init(params)
 
 
+@pytest.mark.x64
 def test_projection_is_the_same_with_and_without_64_bit_types(tmp_path):
     """The tests run with 64-bit types on; production runs without: the same P in both."""
     import subprocess

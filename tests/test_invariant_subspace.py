@@ -1,18 +1,22 @@
 """The invariant-subspace theorem on recorded runs: passes on its hypotheses, fails on negative controls."""
+import jax
 import numpy as np
 import pytest
 
-from lrjax import invariant_subspace
+from lrjax.studies import theorem_simulation
+
+pytestmark = pytest.mark.x64   # every test here checks float64 numerics (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
 def theorem_runs():
-    common = dict(d=12, rank=2, depth=3, steps=60, progress=False)
-    return {
-        "orthogonal": invariant_subspace.simulate(eps=(1.0, 0.7, 1.3), eta=0.05, weight_decay=1e-2, **common),
-        "gaussian": invariant_subspace.simulate(init="gaussian", eta=0.05, **common),
-        "too_wide": invariant_subspace.simulate(**{**common, "d": 6, "rank": 3}, eta=0.05),
-    }
+    with jax.enable_x64(True):   # module-scoped float64 data (tests/conftest.py)
+        common = dict(d=12, rank=2, depth=3, steps=60, progress=False)
+        return {
+            "orthogonal": theorem_simulation.simulate(eps=(1.0, 0.7, 1.3), eta=0.05, weight_decay=1e-2, **common),
+            "gaussian": theorem_simulation.simulate(init="gaussian", eta=0.05, **common),
+            "too_wide": theorem_simulation.simulate(**{**common, "d": 6, "rank": 3}, eta=0.05),
+        }
 
 
 def test_theorem_holds_in_float64(theorem_runs):
@@ -54,4 +58,4 @@ def test_prop2_ratio_excludes_t0_where_gap_equals_bound(theorem_runs):
 ])
 def test_simulate_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        invariant_subspace.simulate(**kwargs)
+        theorem_simulation.simulate(**kwargs)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from lrjax.layers import Linear
+from lrjax.binding.nnx_layer import Linear
 
 X = jax.random.normal(jax.random.key(9), (5, 4))
 

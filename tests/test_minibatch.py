@@ -9,11 +9,14 @@ import pytest
 from lrjax import dynamics
 from lrjax.dynamics import minibatch
 
+pytestmark = pytest.mark.x64   # every test here checks float64 numerics (tests/conftest.py)
+
 N, B = 12, 4
-X = jax.random.normal(jax.random.key(0), (N, 3), jnp.float64)
-Y = X @ jnp.array([1.0, -2.0, 0.5]) + 0.1
-DATA = {"train": {"x": X, "y": Y, "i": jnp.arange(N)}, "test": {"x": X[:5], "y": Y[:5]}}
-THETA = {"w": jnp.zeros(3, jnp.float64), "b": jnp.zeros((), jnp.float64)}
+with jax.enable_x64(True):   # float64 data, built once (tests/conftest.py)
+    X = jax.random.normal(jax.random.key(0), (N, 3), jnp.float64)
+    Y = X @ jnp.array([1.0, -2.0, 0.5]) + 0.1
+    DATA = {"train": {"x": X, "y": Y, "i": jnp.arange(N)}, "test": {"x": X[:5], "y": Y[:5]}}
+    THETA = {"w": jnp.zeros(3, jnp.float64), "b": jnp.zeros((), jnp.float64)}
 TX = optax.sgd(0.1)
 SPEC = dynamics.Minibatches(B)
 

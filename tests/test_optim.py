@@ -5,7 +5,7 @@ import numpy as np
 import optax
 
 from lrjax import param as P
-from lrjax.optim import optimizer
+from lrjax.binding.optim import optimizer
 
 
 def test_outer_factors_get_discrepant_rate():

@@ -66,6 +66,7 @@ def test_family_properties(spec, shape, dtype):
     assert p.num_params(shape) == n_free
 
 
+@pytest.mark.x64
 @pytest.mark.parametrize("spec", [s for s in SPECS if "subspace" not in s])
 def test_gradients_float64(spec):
     p = P.from_spec(spec)
@@ -91,6 +92,7 @@ def test_lora_is_identity_at_init_and_scaling():
         assert p.scaling == s
 
 
+@pytest.mark.x64
 def test_deep_orthogonal_init_satisfies_theorem_hypothesis():
     eps = (0.5, 2.0, 1e-1)
     theta = P.deep(3, scale=eps).init(jax.random.key(0), (7, 7), jnp.float64)
@@ -98,6 +100,7 @@ def test_deep_orthogonal_init_satisfies_theorem_hypothesis():
         np.testing.assert_allclose(f @ f.T, e ** 2 * np.eye(7), atol=1e-12)
 
 
+@pytest.mark.x64
 def test_compressed_deep_inner_factors_are_scaled_identity():
     p = P.compressed_deep(depth=3, width=4, scale=1e-2)
     theta = p.init(jax.random.key(0), (9, 9), jnp.float64)
@@ -125,6 +128,7 @@ def test_no_recompile_for_rebuilt_identical_parameterization():
         apply_jit(P.lowrank(1).init(jax.random.key(0), (4, 4)), x, P.lowrank(1))
 
 
+@pytest.mark.x64
 @pytest.mark.parametrize("n, rank", [(1, 1), (8, 1), (8, 3), (17, 1), (17, 3), (17, 8), (64, 1), (64, 8),
                                      (256, 8), (256, 32)])
 def test_exact_decompositions_float64(n, rank):

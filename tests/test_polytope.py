@@ -22,6 +22,7 @@ def _grid(n=201, half=2.0):
     return np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
 
 
+@pytest.mark.x64
 def test_separator_is_exact_on_grid_random_and_near_face_points():
     net = P.separator(*HEXAGON, dtype=jnp.float64)
     x = np.concatenate([_grid(), np.random.default_rng(0).uniform(-2, 2, (2000, 2))])
@@ -33,6 +34,7 @@ def test_separator_is_exact_on_grid_random_and_near_face_points():
         assert not np.any(np.asarray(P.inside(net, mids + eps * a)))
 
 
+@pytest.mark.x64
 @pytest.mark.parametrize("dim", [2, 5, 10])
 def test_separator_of_random_polytopes_in_higher_dimension(dim):
     a, b = P.random_polytope(jax.random.key(dim), 3 * dim, dim)
@@ -44,6 +46,7 @@ def test_separator_of_random_polytopes_in_higher_dimension(dim):
     np.testing.assert_array_equal(np.asarray(P.inside(net, x)), truth)
 
 
+@pytest.mark.x64
 def test_cover_is_exact_off_its_band_and_cuts_holes():
     s = 1e3
     net = P.cover([HEXAGON, PENTAGON], signs=[1, -1], sharpness=s, dtype=jnp.float64)
@@ -67,6 +70,7 @@ def test_exact_components_count_faces_and_convexity():
     assert [len(c.faces) for c in pair] == [3, 3] and all(c.convex for c in pair)
 
 
+@pytest.mark.x64
 def test_regions_partition_the_box_with_the_right_affine_pieces():
     key = jax.random.key(3)
     net = tuple((np.asarray(jax.random.normal(jax.random.fold_in(key, i), s)), np.asarray(
@@ -87,6 +91,7 @@ def _duplicated_separator():
     return ((np.concatenate([w, 2 * w], 1), np.concatenate([b, 2 * b])), (np.concatenate([v / 2, v / 4]), c))
 
 
+@pytest.mark.x64
 def test_merge_and_normalize_keep_the_function():
     net = _duplicated_separator()
     x = np.random.default_rng(1).uniform(-2, 2, (3000, 2))
@@ -98,6 +103,7 @@ def test_merge_and_normalize_keep_the_function():
     np.testing.assert_allclose(np.asarray(P.forward(merged, x)), out, atol=1e-12)
 
 
+@pytest.mark.x64
 def test_compress_finds_the_minimal_separator():
     (w, b), (v, c) = _duplicated_separator()
     dead = (np.array([[1.0], [0.0]]), np.array([-10.0]))            # active on no point in the box
@@ -134,6 +140,7 @@ def test_bad_inputs_are_refused():
         P.random_polytope(jax.random.key(0), 2, 2)
 
 
+@pytest.mark.x64
 @pytest.mark.parametrize("dim", [2, 6])
 def test_polytope_points_straddle_the_boundary_and_are_labelled_exactly(dim):
     a, b = P.random_polytope(jax.random.key(dim), 2 * dim + 2, dim)
@@ -150,6 +157,7 @@ def test_polytope_points_straddle_the_boundary_and_are_labelled_exactly(dim):
         toys.polytope_points(jax.random.key(0), a, b - 2, 10)
 
 
+@pytest.mark.x64
 @pytest.mark.parametrize("polytopes", [1, 2])
 def test_cover_net_layers_are_the_same_function_and_signs_start_negative(polytopes):
     from lrjax.polytope import cover_net

@@ -1,17 +1,21 @@
-"""Recovery tasks (factorization, completion, sensing) and the methods of lrjax.recovery."""
+"""Recovery tasks (factorization, completion, sensing) and the methods of lrjax.studies.matrix_recovery."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lrjax import dynamics, recovery, tasks
+from lrjax import dynamics, tasks
+from lrjax.studies import matrix_recovery
+
+pytestmark = pytest.mark.x64   # every test here checks float64 numerics (tests/conftest.py)
 
 D, R = 16, 2
 
 
 @pytest.fixture(scope="module")
 def completion():
-    return tasks.make_task("completion", jax.random.key(0), D, R, fraction=0.3)
+    with jax.enable_x64(True):   # module-scoped float64 data (tests/conftest.py)
+        return tasks.make_task("completion", jax.random.key(0), D, R, fraction=0.3)
 
 
 def test_observation_mask_has_exact_count_and_bad_fraction_fails():
@@ -53,7 +57,7 @@ def test_sensing_measurements_and_unknown_task():
 
 
 def test_spectral_init_is_scaled_top_singular_pairs(completion):
-    m = recovery.spectral(completion, 3, 1e-2, 2 * R)
+    m = matrix_recovery.spectral(completion, 3, 1e-2, 2 * R)
     u, _, vt = np.linalg.svd(np.asarray(completion.surrogate))
     expected = 1e-6 * u[:, :2 * R] @ vt[:2 * R]
     np.testing.assert_allclose(m.param.materialize(m.theta), expected, atol=1e-18)
@@ -64,9 +68,9 @@ def test_compressed_gamma0_follows_original_on_factorization():
     """Proposition 2 seen through the loss curves: gamma = 0 compressed run == original run."""
     task = tasks.make_task("factorization", jax.random.key(0), D, R)
     eps = 0.1
-    orig = recovery.original(task, 3, eps, jax.random.key(1))
-    comp = recovery.compressed(task, orig, R, 0.0)
-    fo, fc = (recovery.fit(m, task, 8.0, 400, chunk_size=200, progress=False) for m in (orig, comp))
+    orig = matrix_recovery.original(task, 3, eps, jax.random.key(1))
+    comp = matrix_recovery.compressed(task, orig, R, 0.0)
+    fo, fc = (matrix_recovery.fit(m, task, 8.0, 400, chunk_size=200, progress=False) for m in (orig, comp))
     assert fo.loss[-1] < 1e-6 * fo.loss[0]                       # it learned
     # | ||W_o - Phi|| - ||W_c - Phi|| | <= ||W_o - W_c|| <= sqrt(d - 2r) eps^L, with loss = ||.||^2 / (2 d^2)
     gap = np.abs(np.sqrt(2 * D * D * fo.loss) - np.sqrt(2 * D * D * fc.loss))
@@ -78,8 +82,8 @@ def test_compressed_gamma0_follows_original_on_factorization():
 
 def test_fit_batched_seeds_and_first_step_below(completion):
     keys = jax.random.split(jax.random.key(5), 3)
-    m = recovery.batched(keys, lambda k: recovery.narrow(completion, 2, 1e-2, k, 4))
-    f = recovery.fit(m, completion, 20.0, 200, chunk_size=100, tol=1e-30, batched=True, progress=False)
+    m = matrix_recovery.batched(keys, lambda k: matrix_recovery.narrow(completion, 2, 1e-2, k, 4))
+    f = matrix_recovery.fit(m, completion, 20.0, 200, chunk_size=100, tol=1e-30, batched=True, progress=False)
     assert f.loss.shape == (3, 200) and f.test_error.shape == (3, 3) and f.steps_to_tol.shape == (3,)
     np.testing.assert_array_equal(f.test_step, [0, 100, 200])
     theta0 = jax.tree.map(lambda x: x[1], m.theta)
@@ -88,8 +92,8 @@ def test_fit_batched_seeds_and_first_step_below(completion):
     level = f.test_error[0, 1]
     assert f.steps_to_error(level)[0] == 100 and f.steps_to_error(-1.0)[0] == -1
     assert not np.allclose(f.loss[0], f.loss[1])                  # seeds differ
-    assert recovery.first_step_below(np.array([3.0, 2.0, 1.0, 0.5]), 1.0) == 2
-    assert recovery.first_step_below(np.array([3.0, 2.0]), 1.0) == -1
+    assert matrix_recovery.first_step_below(np.array([3.0, 2.0, 1.0, 0.5]), 1.0) == 2
+    assert matrix_recovery.first_step_below(np.array([3.0, 2.0]), 1.0) == -1
 
 
 def test_runner_has_aux_records_aux_scalars():
@@ -105,8 +109,8 @@ def test_runner_has_aux_records_aux_scalars():
 
 
 def test_authors_pattern_runs(completion):
-    m = recovery.original(completion, 3, 1e-2, jax.random.key(0))
-    assert recovery.authors_pattern_ms(m, completion, 10.0, 200) > 0
+    m = matrix_recovery.original(completion, 3, 1e-2, jax.random.key(0))
+    assert matrix_recovery.authors_pattern_ms(m, completion, 10.0, 200) > 0
 
 
 def test_path_distance_to_polyline():
@@ -118,7 +122,8 @@ def test_path_distance_to_polyline():
 
 def test_compressed_dynamics_runs_on_sensing(tmp_path):
     from pathlib import Path
-    from lrjax import cli
+
+    from lrjax.harness import cli
     config = Path(__file__).resolve().parent.parent / "configs" / "compressed_mf.py"
     m = cli.run_config(f"{config}:quick", ["task=sensing", "d=12", "steps=200", "authors_steps=0"],
                        workdir=str(tmp_path), quiet=True)
@@ -129,12 +134,12 @@ def test_compressed_dynamics_runs_on_sensing(tmp_path):
 
 
 def test_fit_checkpoints_and_resumes_bit_identically(completion, tmp_path):
-    m = recovery.original(completion, 3, 1e-2, jax.random.key(0))
-    ck = recovery.checkpoint_dir(tmp_path, m.label + " w=4/gamma")
+    m = matrix_recovery.original(completion, 3, 1e-2, jax.random.key(0))
+    ck = matrix_recovery.checkpoint_dir(tmp_path, m.label + " w=4/gamma")
     assert ck.parent == tmp_path / "checkpoints" and "/" not in ck.name and " " not in ck.name
-    recovery.fit(m, completion, 20.0, 200, chunk_size=100, workdir=ck, checkpoint_every=1, progress=False)
-    resumed = recovery.fit(m, completion, 20.0, 400, chunk_size=100, workdir=ck, checkpoint_every=1, progress=False)
-    straight = recovery.fit(m, completion, 20.0, 400, chunk_size=100, progress=False)
+    matrix_recovery.fit(m, completion, 20.0, 200, chunk_size=100, workdir=ck, checkpoint_every=1, progress=False)
+    resumed = matrix_recovery.fit(m, completion, 20.0, 400, chunk_size=100, workdir=ck, checkpoint_every=1, progress=False)
+    straight = matrix_recovery.fit(m, completion, 20.0, 400, chunk_size=100, progress=False)
     np.testing.assert_array_equal(resumed.loss, straight.loss)
     np.testing.assert_array_equal(resumed.test_error, straight.test_error)
     assert np.isfinite(resumed.ms_per_step)

@@ -2,7 +2,7 @@
 import ml_collections
 import pytest
 
-from lrjax.schema import Choice, ConfigError, Either, Float, Int, Names, Rule, Schema, Seq, Spec
+from lrjax.harness.schema import Choice, ConfigError, Either, Float, Int, Names, Rule, Schema, Seq, Spec
 
 SCHEMA = Schema(
     d=Int(min=2), eta=Float(gt=0), tol=Float(gt=0, optional=True, resume="any"), steps=Int(min=1, resume="grow"),

@@ -6,19 +6,23 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lrjax import param, recovery, sparse_recovery, tasks
+from lrjax import param, tasks
 from lrjax.param.deep import product_matrix
 from lrjax.param.permutation import random_signed_map
+from lrjax.studies import matrix_recovery, sparse_recovery
 from lrjax.tasks import sparse_completion as sc
+
+pytestmark = pytest.mark.x64   # every test here checks float64 numerics (tests/conftest.py)
 
 D, R, EPS = 100, 3, 1e-3
 
 
 @pytest.fixture(scope="module")
 def dense_and_sparse():
-    task = tasks.make_task("completion", jax.random.key(0), D, R, fraction=0.2)
-    sparse = sc.from_dense(task.data["mask"], task.data["target"])
-    return task, sparse, sparse.data(jnp.float64)
+    with jax.enable_x64(True):   # module-scoped float64 data (tests/conftest.py)
+        task = tasks.make_task("completion", jax.random.key(0), D, R, fraction=0.2)
+        sparse = sc.from_dense(task.data["mask"], task.data["target"])
+        return task, sparse, sparse.data(jnp.float64)
 
 
 def product(factors):
@@ -83,13 +87,13 @@ def test_product_gradient_equals_the_dense_gradient_also_under_vmap(dense_and_sp
 def test_sparse_path_reproduces_the_dense_trajectory(dense_and_sparse):
     task, sparse, data = dense_and_sparse
     p = param.deep(3, scale=EPS, init="permutation")
-    orig = recovery.Method("original", p, p.init(jax.random.key(1), (D, D), jnp.float64))
-    dense = recovery.compressed(task, orig, R, 0.01)
+    orig = matrix_recovery.Method("original", p, p.init(jax.random.key(1), (D, D), jnp.float64))
+    dense = matrix_recovery.compressed(task, orig, R, 0.01)
     mine = sparse_recovery.make_method("compressed", sparse, data, depth=3, eps=EPS, rank=R, gamma=0.01, seed=0)
     original = sparse_recovery.make_method("original", sparse, data, depth=3, eps=EPS, rank=R, gamma=0.0, seed=0)
     np.testing.assert_array_equal(product(original.theta["factors"]), product(orig.theta["factors"]))
     np.testing.assert_allclose(product(mine.theta["factors"]), product(dense.theta["factors"]), rtol=0, atol=1e-20)
-    fd = recovery.fit(dense, task, 800.0, 6000, chunk_size=500, progress=False)
+    fd = matrix_recovery.fit(dense, task, 800.0, 6000, chunk_size=500, progress=False)
     fs = sparse_recovery.fit(mine, data, 800.0, 6000, chunk_size=500, progress=False)
     assert fd.test_error[-1] < 1e-3 * fd.test_error[0]  # it learns: the comparison is not between two stalls
     # round-off (other summation orders) is amplified while the dynamics escape the saddle at ~step 4500:
@@ -99,7 +103,7 @@ def test_sparse_path_reproduces_the_dense_trajectory(dense_and_sparse):
     np.testing.assert_allclose(fs.loss, fd.loss, rtol=1e-4)
     spectral = sparse_recovery.make_method("spectral", sparse, data, depth=3, eps=EPS, rank=R, gamma=0, seed=0)
     np.testing.assert_allclose(product(spectral.theta["factors"]),
-                               product(recovery.spectral(task, 3, EPS, 2 * R).theta["factors"]), atol=1e-18)
+                               product(matrix_recovery.spectral(task, 3, EPS, 2 * R).theta["factors"]), atol=1e-18)
 
 
 def test_sampling_targets_and_held_out_sets():
@@ -134,7 +138,7 @@ def test_real_matrix_entries():
     ("evaluation=fast", "evaluation"),
 ])
 def test_bad_values_exit_2_before_work(tmp_path, override, message, capsys):
-    from lrjax import cli
+    from lrjax.harness import cli
     args = ["run", "configs/sparse_completion.py:quick", "--workdir", str(tmp_path / "w")]
     for part in override.split(" --set "):
         args += ["--set", part]

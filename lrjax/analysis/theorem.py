@@ -7,7 +7,7 @@ adaptation", ICML 2024, arXiv 2406.04112: Theorem 1 and Proposition 2; README "A
 ``d > 2 r*``, for all ``t``: ``F_l(t) = A_l diag(F~_l(t), rho_l(t) I_{d-2r*}) A_{l+1}^T`` with fixed
 orthogonal ``A_l`` and ``rho_l(t+1) = rho_l(t) (1 - eta lam - eta prod_{k != l} rho_k(t)^2)``.
 
-Three checks over a recorded run (``lrjax.invariant_subspace.simulate`` records everything they need;
+Three checks over a recorded run (``lrjax.studies.theorem_simulation.simulate`` records everything they need;
 this module holds only the pure checks):
 
 1. ``d - 2r*`` singular values of every ``F_l(t)`` equal ``|rho_l(t)|`` (the ones nearest to it);

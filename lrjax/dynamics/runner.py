@@ -51,8 +51,8 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from lrjax.dynamics import minibatch
-from lrjax.dynamics.checkpoint import Checkpointer, host_array
-from lrjax.runs import to_jsonable, write_json
+from lrjax.io.checkpoint import Checkpointer, host_array
+from lrjax.io.files import to_jsonable, write_json
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Sequence
 
 from flax import linen as nn
 
-from lrjax.nets import activation
+from lrjax.models.param_mlp import activation
 
 
 class MLP(nn.Module):

@@ -2,7 +2,7 @@
 
 ``SignedMap`` is an ``(a, b)`` matrix with at most one nonzero, +-1, per row; drawn uniformly by
 ``random_signed_map`` it has orthonormal rows (``a <= b``) or columns (``a > b``). It is the structured
-orthogonal init of large deep factorizations (``lrjax.sparse_recovery``); ``Deep(init="permutation")``
+orthogonal init of large deep factorizations (``lrjax.studies.sparse_recovery``); ``Deep(init="permutation")``
 is the same draw as dense matrices.
 """
 from __future__ import annotations

@@ -5,7 +5,7 @@ trainable and zero at init (so the layer equals ``W0`` at init), and ``P: (size(
 projection (``param.projection``: ``dense`` Gaussian with unit-norm columns, ``sparse`` or ``fastfood``).
 ``P`` is regenerated from the static ``seed`` inside ``materialize`` (never stored, never trained), so theta
 holds only ``W0`` and ``z``. This is the per-layer form: each bound layer gets its own ``z``; Li et al.'s
-global ``z`` shared by all layers of a network is ``lrjax.intrinsic.GlobalSubspace``.
+global ``z`` shared by all layers of a network is ``lrjax.studies.intrinsic_dimension.GlobalSubspace``.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Full-batch regression of a network (``lrjax.nets``) on ``(x, y)`` with the compiled runner, many seeds
+"""Full-batch regression of a network (``lrjax.models.param_mlp``) on ``(x, y)`` with the compiled runner, many seeds
 as one vmapped program: ``loss = mean ||net(x) - y||^2 / out`` (mean squared error over samples and
 outputs); the test error on held-out points is recorded every ``record_every`` steps (epochs)."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import optax
 
 from lrjax import dynamics
-from lrjax.recovery import first_step_below
+from lrjax.studies.matrix_recovery import first_step_below
 
 
 def uniform_inputs(key, count: int, dim: int, dtype=jnp.float64):

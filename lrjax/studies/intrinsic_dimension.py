@@ -13,7 +13,7 @@ kept and the structure is drawn again at every step (Fastfood: ~10x slower per s
 ``lambda`` (one per tensor, ``m`` of them, starting at 1) taking ``m`` of the ``dim`` trained scalars
 (``z`` has ``dim - m``). The per-layer form (each weight its own ``z``) is ``param.subspace``.
 
-It is a drop-in for a rule binding in ``lrjax.classifier.train``: ``init(params, key)``,
+It is a drop-in for a rule binding in ``lrjax.studies.classification.train``: ``init(params, key)``,
 ``materialize(state) -> params``, ``roles(state)``.
 
 ``d_int90`` is the smallest ``d`` whose accuracy reaches 90% of direct training's; ``next_dim`` gives the

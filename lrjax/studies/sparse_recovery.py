@@ -1,5 +1,5 @@
 """Deep matrix completion from observed entries only: the original, compressed and spectral methods of
-``lrjax.recovery`` without any ``(m, n)`` matrix (Yaras et al. ICML 2024; Kwon et al. AISTATS 2024).
+``lrjax.studies.matrix_recovery`` without any ``(m, n)`` matrix (Yaras et al. ICML 2024; Kwon et al. AISTATS 2024).
 
 Choices (the compressed and spectral methods never form ``m x n``):
 
@@ -27,9 +27,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrjax import param, recovery
+from lrjax import param
 from lrjax.param import OUTER, TRAINABLE
 from lrjax.param.permutation import random_signed_map
+from lrjax.studies import matrix_recovery
 from lrjax.tasks import sparse_completion
 from lrjax.tasks.sparse_completion import SparseCompletion
 
@@ -154,9 +155,29 @@ def make_method(name: str, task: SparseCompletion, data, *, depth: int, eps: flo
     raise ValueError(f"unknown method {name!r}; use {', '.join(METHODS)}")
 
 
-def fit(method: SparseMethod, data, eta: float, steps: int, evaluation: str = "gather", **options) -> recovery.Fit:
+def fit(method: SparseMethod, data, eta: float, steps: int, evaluation: str = "gather", **options) -> matrix_recovery.Fit:
     """Plain GD on ``sparse_completion.losses(evaluation)``'s loss with its recovery error recorded
-    (``recovery.train``'s ``options``: tol, chunk_size, record_every, workdir, ...)."""
+    (``matrix_recovery.train``'s ``options``: tol, chunk_size, record_every, workdir, ...)."""
     loss, recovery_error = sparse_completion.losses(evaluation)
-    return recovery.train(method.label, method.num_params, method.theta, method.roles(), method.outer_lr_scale,
+    return matrix_recovery.train(method.label, method.num_params, method.theta, method.roles(), method.outer_lr_scale,
                           loss, recovery_error, data, eta, steps, **options)
+
+
+def default_eta(shape, observed: int) -> float:
+    """The paper's ``eta = 5e3`` at ``d = 1000``, ``p = 0.2``, scaled by ``(d / 1000)^(4/3) (0.2 / p)``."""
+    d = math.sqrt(math.prod(shape))
+    return 5e3 * (d / 1000) ** (4 / 3) * (0.2 / (observed / math.prod(shape)))
+
+
+ERROR_LEVELS = {"1e-8": 1e-8, "1e-10": 1e-10}
+
+
+def time_to_errors(fit, levels: dict) -> dict:
+    """``steps_to_error_<name>`` (first recorded step with recovery error ``<= level``, ``None`` if never) and
+    ``time_to_error_<name>_s`` (that many steps at the measured ``ms_per_step``, compile excluded)."""
+    out = {}
+    for name, level in levels.items():
+        step = int(fit.steps_to_error(level))
+        out[f"steps_to_error_{name}"] = step if step >= 0 else None
+        out[f"time_to_error_{name}_s"] = step * fit.ms_per_step / 1e3 if step >= 0 else None
+    return out

@@ -28,7 +28,7 @@ import numpy as np
 import optax
 
 from lrjax import analysis, dynamics, param
-from lrjax.optim import optimizer
+from lrjax.binding.optim import optimizer
 from lrjax.param import OUTER
 from lrjax.tasks.recovery import RecoveryTask
 

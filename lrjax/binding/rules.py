@@ -10,7 +10,7 @@ init).
 ``materialize(bound)`` rebuilds a tree of the original structure, so an unmodified
 ``model.apply({"params": materialize(bound)}, x)`` or ``nnx.merge(graphdef, materialize(bound))`` runs it.
 ``Bound`` is a pytree: differentiate a loss with respect to it and feed it to optax directly;
-``lrjax.optim.optimizer(tx, roles(bound))`` gives frozen leaves no update and no optimizer state.
+``lrjax.binding.optim.optimizer(tx, roles(bound))`` gives frozen leaves no update and no optimizer state.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import jax
 import jax.numpy as jnp
 
-from lrjax.param import FROZEN, OUTER, TRAINABLE, Matricized, Parameterization, frozen, from_spec
+from lrjax.param import FROZEN, OUTER, TRAINABLE, Matricized, Parameterization, from_spec, frozen
 
 PASSTHROUGH = frozen()  # what non-float leaves are bound to
 

@@ -19,9 +19,8 @@ import optax
 from lrjax import dynamics, param, tasks
 from lrjax.analysis.compression import compress_factors, compressed_param
 from lrjax.analysis.spectra import singular_values
-from lrjax.analysis.theorem import (check_invariant_subspace, rho_trajectory, structure_residual,
-                                    theorem_bases)
-from lrjax.optim import optimizer
+from lrjax.analysis.theorem import check_invariant_subspace, rho_trajectory, structure_residual, theorem_bases
+from lrjax.binding.optim import optimizer
 
 
 def _finite(x) -> bool:

@@ -4,7 +4,7 @@
 
 A config is a python file with ``get_config(variant) -> ml_collections.ConfigDict`` whose ``experiment``
 key names a module ``experiments/<experiment>.py`` of lrjax's repository, which declares ``SCHEMA``
-(``lrjax.schema``) and ``run(config, workdir) -> metrics``. ``lrjax run``:
+(``lrjax.harness.schema``) and ``run(config, workdir) -> metrics``. ``lrjax run``:
 
 1. loads the config, imports the ``--import`` modules (which may register parameterization families),
    applies the ``--set`` overrides and validates the result against the experiment's schema; checks that
@@ -27,9 +27,7 @@ import argparse
 import ast
 import importlib
 import importlib.util
-import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -38,14 +36,13 @@ from pathlib import Path
 
 import ml_collections
 
-from lrjax import distributed
-from lrjax.dynamics import CheckpointError, DivergenceError, ResumeError
-from lrjax.runs import (DirectoryBusyError, DirectoryLock, avoid_xla_cpu_deadlock, default_workdir, first_line,
-                        to_jsonable, write_json, write_text)
-from lrjax.schema import ConfigError
+from lrjax.dynamics import CheckpointError, DivergenceError, ResumeError, distributed
+from lrjax.harness.process import setup_process
+from lrjax.harness.schema import ConfigError
+from lrjax.harness.workdir import claim_workdir, default_workdir
+from lrjax.io.files import DirectoryBusyError, first_line, to_jsonable, write_json, write_text
 
-ROOT = Path(__file__).resolve().parent.parent  # the repository, for an editable install
-RUN_OUTPUTS = ("config.json", "metrics.json", "trajectory.npz", "figures", "checkpoints", "adapter")
+ROOT = Path(__file__).resolve().parents[2]  # the repository, for an editable install
 
 
 def _resolve_config(path_str: str) -> Path:
@@ -146,92 +143,37 @@ def import_modules(names: list[str]) -> None:
             raise ConfigError(f"--import {name!r} failed: {first_line(e)}") from None
 
 
+def repo_package(name: str):
+    """Import the package ``name`` (``experiments`` or ``benchmarks``) from lrjax's repository; ``ConfigError``
+    when the repository is missing or another package of that name is already imported."""
+    package = ROOT / name
+    if not (package / "__init__.py").is_file():
+        raise ConfigError(f"lrjax is installed without its repository (no {name}/ package beside {ROOT / 'lrjax'}); "
+                          "clone the repository and run `pip install -e .` there to run experiment configs")
+    loaded = sys.modules.get(name)
+    if loaded is None:
+        spec = importlib.util.spec_from_file_location(name, package / "__init__.py",
+                                                      submodule_search_locations=[str(package)])
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules[name] = loaded
+        spec.loader.exec_module(loaded)
+    elif Path(getattr(loaded, "__file__", "") or "").resolve().parent != package:
+        raise ConfigError(f"another package named {name!r} is already imported ({loaded.__file__}); "
+                          f"lrjax's {name} cannot be loaded beside it")
+    return loaded
+
+
 def experiment_module(name: str):
     """``experiments.<name>`` from lrjax's repository (``ConfigError`` when it or the repository is missing)."""
+    repo_package("experiments")
     package = ROOT / "experiments"
-    if not (package / "__init__.py").is_file():
-        raise ConfigError(f"lrjax is installed without its repository (no experiments/ package beside {ROOT / 'lrjax'}); "
-                          "clone the repository and run `pip install -e .` there to run experiment configs")
     if not name.isidentifier() or not (package / f"{name}.py").is_file():
         known = sorted(p.stem for p in package.glob("*.py") if not p.name.startswith("_"))
         raise ConfigError(f"config names experiment {name!r}, which is not in {package}; known: {', '.join(known)}")
-    loaded = sys.modules.get("experiments")
-    if loaded is None:
-        spec = importlib.util.spec_from_file_location("experiments", package / "__init__.py",
-                                                      submodule_search_locations=[str(package)])
-        loaded = importlib.util.module_from_spec(spec)
-        sys.modules["experiments"] = loaded
-        spec.loader.exec_module(loaded)
-    elif Path(getattr(loaded, "__file__", "") or "").resolve().parent != package:
-        raise ConfigError(f"another package named 'experiments' is already imported ({loaded.__file__}); "
-                          "lrjax's experiments cannot be loaded beside it")
     module = importlib.import_module(f"experiments.{name}")
     if not hasattr(module, "SCHEMA") or not hasattr(module, "run"):
-        raise ConfigError(f"experiments/{name}.py must define SCHEMA (lrjax.schema.Schema) and run(config, workdir)")
+        raise ConfigError(f"experiments/{name}.py must define SCHEMA (lrjax.harness.schema.Schema) and run(config, workdir)")
     return module
-
-
-def check_workdir(path: Path) -> None:
-    """Raise ``ConfigError`` unless ``path`` is (or can be created as) a writable directory; writes nothing."""
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"--workdir {str(path)!r} is a file, not a directory")
-    parent = path
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ConfigError(f"--workdir {str(path)!r}: {str(parent)!r} is a file, not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"--workdir {str(path)!r} is not writable")
-
-
-def _stored_run(path: Path) -> dict | None:
-    """The config of the run a work directory holds, ``None`` when it holds none; ``ConfigError`` when it
-    holds outputs that no readable ``config.json`` describes (lrjax never deletes those)."""
-    record = path / "config.json"
-    if record.is_file():
-        try:
-            stored = json.loads(record.read_text())
-        except ValueError:
-            stored = None
-        if isinstance(stored, dict) and isinstance(stored.get("experiment"), str):
-            return stored
-        raise ConfigError(f"{str(record)!r} is not an lrjax run's config: cannot tell which run {str(path)!r} "
-                          "holds; use a new --workdir")
-    if any((path / name).exists() for name in RUN_OUTPUTS):
-        raise ConfigError(f"{str(path)!r} holds run outputs but no config.json: cannot tell which run they belong "
-                          "to; use a new --workdir (or delete them yourself)")
-    return None
-
-
-def compare_with_stored(path: Path, config_dict: dict, schema) -> list[str]:
-    """Refuse (``ConfigError``) unless the run stored in ``path`` may be continued with ``config_dict``;
-    returns the allowed changes (``"key: old -> new"``)."""
-    stored = _stored_run(path)
-    if stored is None:
-        return []
-    mine = json.loads(json.dumps(to_jsonable(config_dict)))
-    if stored.get("experiment") != mine.get("experiment"):
-        raise ConfigError(f"{str(path)!r} holds a run of experiment {stored.get('experiment')!r}, not "
-                          f"{mine.get('experiment')!r}; use a new --workdir, or --restart to start over")
-    refused, allowed = schema.resume_changes({k: v for k, v in stored.items() if k != "experiment"},
-                                             {k: v for k, v in mine.items() if k != "experiment"})
-    if refused:
-        raise ConfigError(f"{str(path)!r} holds a run with a different config ({'; '.join(refused)}): use a new "
-                          "--workdir, or --restart to discard that run and start over")
-    return allowed
-
-
-def restart(path: Path) -> None:
-    """Delete a previous run's outputs (only the files lrjax writes) from ``path``, and only when a readable
-    ``config.json`` says they are an lrjax run's (else ``ConfigError``, deleting nothing)."""
-    if _stored_run(path) is None:
-        return
-    for name in RUN_OUTPUTS:
-        p = path / name
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
 
 
 def spanning_experiments() -> list[str]:
@@ -251,32 +193,6 @@ def resolve_processes(module, name: str, coordinator, num_processes, process_id)
         raise ConfigError(f"experiment {name!r} runs in one process; --coordinator (or LRJAX_COORDINATOR) applies to "
                           f"{', '.join(spanning_experiments())}")
     return joined
-
-
-def claim_workdir(out: Path, config_dict: dict, schema, fresh: bool) -> tuple[DirectoryLock, list[str]]:
-    """Check ``out`` (``check_workdir``, the stored run: ``compare_with_stored``), take its lock and, with
-    ``fresh`` (``--restart``), clear it; returns the held lock and the changed keys the stored run allows.
-    The checks refuse (``ConfigError``) before anything in ``out`` is touched; anything raised once the lock
-    is taken releases it."""
-    check_workdir(out)
-    if fresh:
-        _stored_run(out)  # refuses outputs it cannot identify before anything is touched
-    else:
-        compare_with_stored(out, config_dict, schema)
-    try:
-        lock = DirectoryLock(out).acquire()
-    except DirectoryBusyError as e:
-        raise ConfigError(f"work directory {e}") from None
-    except OSError as e:
-        raise ConfigError(f"--workdir {str(out)!r} cannot be used: {e.strerror or e}") from None
-    try:
-        if fresh:
-            restart(out)
-        allowed = compare_with_stored(out, config_dict, schema)  # again, now that we hold the lock
-    except BaseException:
-        lock.release()
-        raise
-    return lock, allowed
 
 
 def run_config(spec: str, overrides: list[str] = (), workdir: str | None = None, quiet: bool = False,
@@ -395,8 +311,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _bench(args) -> None:
-    from lrjax.bench import (bench_completion, bench_dynamics, bench_forward, bench_intrinsic, bench_recovery,
-                             bench_train)
+    repo_package("benchmarks")
+    from benchmarks.suites import (bench_completion, bench_dynamics, bench_forward, bench_intrinsic, bench_recovery,
+                                   bench_train)
     try:
         sizes = [int(s) for s in args.sizes.split(",")]
     except ValueError:
@@ -419,7 +336,7 @@ def _bench(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    avoid_xla_cpu_deadlock()   # before the first computation of this process (lrjax.runs)
+    setup_process()   # before the first computation of this process (lrjax.harness.process)
     args = _parser().parse_args(argv)
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning  # one line per warning (e.g. a checkpoint that failed verification)

@@ -22,7 +22,7 @@ import numpy as np
 import optax
 
 from lrjax import analysis, binding, dynamics, tasks
-from lrjax.optim import optimizer
+from lrjax.binding.optim import optimizer
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 LOSSES = ("cross_entropy", "mse")
@@ -57,7 +57,7 @@ def data_checks():
     """The schema rules every experiment training on ``lrjax.data`` needs: keys ``dataset``,
     ``train_size``, ``batch_size``, ``eval_every``, ``steps``."""
     from lrjax import data
-    from lrjax.schema import Rule
+    from lrjax.harness.schema import Rule
     return [Rule(("eval_every", "steps"), lambda e, s: e <= s, "eval_every must be <= steps"),
             Rule(("dataset",), lambda d: bool(data.locate(d)), "the dataset must be installed"),
             Rule(("train_size", "dataset"), lambda n, d: n <= data.TRAIN_SIZES[d],

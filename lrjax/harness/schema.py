@@ -22,7 +22,7 @@ import dataclasses
 import math
 from typing import Any, Callable, Mapping, Sequence
 
-from lrjax.runs import first_line
+from lrjax.io.files import first_line
 
 RESUME_POLICIES = ("same", "grow", "any")
 

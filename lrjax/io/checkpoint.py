@@ -28,7 +28,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from lrjax.runs import DirectoryLock, first_line, write_json
+from lrjax.io.files import DirectoryLock, first_line, write_json
 
 
 class CheckpointError(RuntimeError):
@@ -65,7 +65,7 @@ class Checkpointer:
     """Save and restore ``(state, trajectory)`` pairs keyed by step; keeps the last ``max_to_keep``.
 
     ``lock=True`` takes the directory's lock for the checkpointer's lifetime (``close`` releases it): a
-    second process opening the same directory gets ``runs.DirectoryBusyError``.
+    second process opening the same directory gets ``lrjax.io.files.DirectoryBusyError``.
     """
 
     def __init__(self, directory: str | os.PathLike, max_to_keep: int = 2, lock: bool = False):

@@ -33,7 +33,9 @@ import numpy as np
 import optax
 
 from lrjax import analysis, dynamics, param, tasks
-from lrjax.runs import write_json
+from lrjax.harness.process import precision
+from lrjax.io.files import write_json
+from lrjax.studies import matrix_recovery
 
 ETA = 1e-3
 
@@ -198,29 +200,26 @@ def bench_dynamics(sizes, steps: int = 500, seeds: int = 64, precision: str = "h
     return rows
 
 
-def _bench_recovery_size(recovery, d: int, steps: int, task: str, repeats: int) -> dict:
+def _bench_recovery_size(d: int, steps: int, task: str, repeats: int) -> dict:
     t = tasks.make_task(task, jax.random.key(0), d, 5, fraction=0.2)
-    m = recovery.original(t, 3, 1e-3, jax.random.key(1))
+    m = matrix_recovery.original(t, 3, 1e-3, jax.random.key(1))
     eta = 5e3 * (d / 1000) ** (4 / 3)
     runner, authors = [], []
     for _ in range(repeats):
-        runner.append(recovery.fit(m, t, eta, steps, chunk_size=min(steps, 500), progress=False).ms_per_step)
-        authors.append(recovery.authors_pattern_ms(m, t, eta, steps))
+        runner.append(matrix_recovery.fit(m, t, eta, steps, chunk_size=min(steps, 500), progress=False).ms_per_step)
+        authors.append(matrix_recovery.authors_pattern_ms(m, t, eta, steps))
     return {"d": d, "steps": steps, "runner_ms": min(runner), "authors_ms": min(authors),
             "authors_over_runner": min(authors) / min(runner)}
 
 
 def bench_recovery(sizes, steps: int = 1000, task: str = "completion", repeats: int = 3, out=None) -> list[dict]:
     """ms/step of the original deep factorization (L = 3, eps = 1e-3, float64, the completion figure's
-    setting) through ``recovery.fit`` (execution time, compilation excluded) and through the papers'
-    pattern (``recovery.authors_pattern_ms``: Python loop over jitted ``fori_loop`` chunks of 100 steps),
+    setting) through ``matrix_recovery.fit`` (execution time, compilation excluded) and through the papers'
+    pattern (``matrix_recovery.authors_pattern_ms``: Python loop over jitted ``fori_loop`` chunks of 100 steps),
     alternated ``repeats`` times; best of each."""
-    from lrjax import recovery
-    from lrjax.runs import precision
-
     device = jax.devices()[0]
     with precision("float64"):
-        rows = [_bench_recovery_size(recovery, d, steps, task, repeats) for d in sizes]
+        rows = [_bench_recovery_size(d, steps, task, repeats) for d in sizes]
     print(f"device: {device.device_kind} ({device.platform}), jax {jax.__version__}, {task}, float64, L=3")
     print(f"{'d':>5} {'steps':>6} {'lrjax ms':>9} {'authors ms':>10} {'authors/lrjax':>13}")
     for r in rows:
@@ -232,13 +231,13 @@ def bench_recovery(sizes, steps: int = 1000, task: str = "completion", repeats: 
 
 def _bench_completion_size(d: int, steps: int, repeats: int) -> dict:
     """One size of ``bench_completion``: the same init and observations for every code path."""
-    from lrjax import recovery, sparse_recovery
+    from lrjax.studies import sparse_recovery
     from lrjax.tasks import sparse_completion
 
     task = tasks.make_task("completion", jax.random.key(0), d, 5, fraction=0.2)
     p = param.deep(3, scale=1e-3, init="permutation")
-    orig = recovery.Method("original", p, p.init(jax.random.key(1), (d, d), jnp.float64))
-    comp = recovery.compressed(task, orig, 5, 0.01)
+    orig = matrix_recovery.Method("original", p, p.init(jax.random.key(1), (d, d), jnp.float64))
+    comp = matrix_recovery.compressed(task, orig, 5, 0.01)
     sparse = sparse_completion.from_dense(task.data["mask"], task.data["target"])
     data = sparse.data(jnp.float64)
     s_orig = sparse_recovery.make_method("original", sparse, data, depth=3, eps=1e-3, rank=5, gamma=0.0, seed=0)
@@ -248,10 +247,10 @@ def _bench_completion_size(d: int, steps: int, repeats: int) -> dict:
     times = {k: [] for k in ("authors_original", "original", "authors_compressed", "compressed_gather",
                              "compressed_product")}
     for _ in range(repeats):  # alternated, best of each
-        times["authors_original"].append(recovery.authors_pattern_ms(orig, task, eta, orig_steps))
+        times["authors_original"].append(matrix_recovery.authors_pattern_ms(orig, task, eta, orig_steps))
         times["original"].append(sparse_recovery.fit(s_orig, data, eta, orig_steps, evaluation="product",
                                                      chunk_size=100, progress=False).ms_per_step)
-        times["authors_compressed"].append(recovery.authors_pattern_ms(comp, task, eta, steps))
+        times["authors_compressed"].append(matrix_recovery.authors_pattern_ms(comp, task, eta, steps))
         for how in ("gather", "product"):
             times[f"compressed_{how}"].append(sparse_recovery.fit(s_comp, data, eta, steps, evaluation=how,
                                                                   chunk_size=min(steps, 500),
@@ -266,9 +265,8 @@ def _bench_completion_size(d: int, steps: int, repeats: int) -> dict:
 def bench_completion(sizes, steps: int = 1000, repeats: int = 3, out=None) -> list[dict]:
     """Deep matrix completion (r* = 5, p = 0.2, L = 3, eps = 1e-3, eta = 5e3 (d/1000)^(4/3), float64) from the
     same init and mask: lrjax's observed-entries path (``sparse_recovery.fit``; the compressed method with
-    gather and with product evaluation) against the papers' pattern (``recovery.authors_pattern_ms``), ms
+    gather and with product evaluation) against the papers' pattern (``matrix_recovery.authors_pattern_ms``), ms
     per step, alternated ``repeats`` times, best of each; the original runs ``steps / 10`` steps."""
-    from lrjax.runs import precision
 
     with precision("float64"):
         rows = [_bench_completion_size(d, steps, repeats) for d in sizes]
@@ -393,7 +391,8 @@ def bench_forward(specs=("lora(8)", "deep_lora(3, scale=1e-3)", "deep(3, scale=1
     """ms per loss-and-gradient evaluation of the bound 784-200-200-10 MLP (batch ``batch``) with every
     kernel bound to each spec, materializing ``W`` (``binding.materialize``) against ``intercept.apply``
     (Dense layers through their parameterization, ``W`` never formed)."""
-    from lrjax import binding, intercept, models
+    from lrjax import binding, models
+    from lrjax.binding import intercept
 
     model = models.MLP((200, 200))
     x = jnp.asarray(np.random.default_rng(0).random((batch, 28, 28, 1), np.float32))
@@ -464,7 +463,7 @@ def _footprint(step, *args) -> int:
 
 def bench_intrinsic(dim: int = 1000, steps: int = 50, repeats: int = 5, batch: int = 128,
                     scaling_dims=(1000, 10_000, 100_000), out=None) -> dict:
-    """Subspace training (``intrinsic.GlobalSubspace``) of the 784-200-200-10 MLP (``D = 199,210``) against
+    """Subspace training (``intrinsic_dimension.GlobalSubspace``) of the 784-200-200-10 MLP (``D = 199,210``) against
     direct training of it, one Adam step on a batch of ``batch``: ms per step, each case timed in turn
     ``repeats`` times (median), and the memory XLA plans for the step (``_footprint``). Cases: Fastfood and
     sparse (structure kept), dense with ``P`` regenerated every step (the default: nothing of ``D x d``
@@ -473,17 +472,18 @@ def bench_intrinsic(dim: int = 1000, steps: int = 50, repeats: int = 5, batch: i
     machine's memory: where dense stops being possible and Fastfood continues."""
     import os
 
-    from lrjax import intrinsic, models
+    from lrjax import models
+    from lrjax.studies import intrinsic_dimension
 
     model = models.MLP((200, 200))
     x = jnp.asarray(np.random.default_rng(0).random((batch, 28, 28, 1), np.float32))
     y = jnp.asarray(np.arange(batch) % 10, jnp.int32)
     params = model.init(jax.random.key(0), x[:1])["params"]
-    D = intrinsic.num_float_params(params)
-    cases = {"direct": None, "fastfood": intrinsic.GlobalSubspace(dim, "fastfood"),
-             "sparse": intrinsic.GlobalSubspace(dim, "sparse"),
-             "dense (P regenerated)": intrinsic.GlobalSubspace(dim, "dense"),
-             "dense (P kept)": intrinsic.GlobalSubspace(dim, "dense", cache=True)}
+    D = intrinsic_dimension.num_float_params(params)
+    cases = {"direct": None, "fastfood": intrinsic_dimension.GlobalSubspace(dim, "fastfood"),
+             "sparse": intrinsic_dimension.GlobalSubspace(dim, "sparse"),
+             "dense (P regenerated)": intrinsic_dimension.GlobalSubspace(dim, "dense"),
+             "dense (P kept)": intrinsic_dimension.GlobalSubspace(dim, "dense", cache=True)}
     runs = {}
     for name, weights in cases.items():
         state = params if weights is None else weights.init(params, jax.random.key(1))
@@ -509,7 +509,7 @@ def bench_intrinsic(dim: int = 1000, steps: int = 50, repeats: int = 5, batch: i
     for d in scaling_dims:
         row = {"dim": d}
         for kind in ("dense", "fastfood"):
-            weights = intrinsic.GlobalSubspace(d, kind, cache=True)
+            weights = intrinsic_dimension.GlobalSubspace(d, kind, cache=True)
             state = jax.eval_shape(lambda: weights.init(params, jax.random.key(1)))
             step, trained, opt, fixed = _subspace_step(model, x, y, weights, state, abstract=True)
             row[f"{kind}_planned_bytes"] = _footprint(step, trained, opt, fixed)

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrjax.nets import activation
+from lrjax.models.param_mlp import activation
 from lrjax.param import Decomposition
 
 

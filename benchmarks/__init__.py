@@ -1,0 +1,1 @@
+"""Benchmark suites of lrjax (``lrjax bench ...``): outside the library, run from the repository."""
