@@ -24,17 +24,16 @@ at step 0) with ``recovery_error_samples``, ``recovery_error_median_by_eps``, ``
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
+from lrjax import dynamics
 from lrjax.binding.optim import optimizer
 from lrjax.dynamics import distributed
-from lrjax.harness.figures import figure_path, pyplot, save_figure
-from lrjax.harness.process import DTYPES, precision
+from lrjax.harness.figures import pyplot, save_figure
+from lrjax.harness.process import DTYPES
 from lrjax.harness.schema import Choice, Float, Int, Rule, Schema, Seq
 from lrjax.studies import matrix_recovery, sparse_recovery
 from lrjax.tasks import sparse_completion
@@ -66,42 +65,25 @@ def member_theta(config, task, data, seed, eps, dtype):
 
 def member_train(config, task, data, eta: float, dtype):
     """``train({"seed", "eps"}) -> {"loss", "recovery_error"}``, each ``(steps / record_every + 1,)``: plain GD
-    (outer factors of ``compressed`` at ``gamma * eta``), as ``sparse_recovery.fit`` does."""
+    (outer factors of ``compressed`` at ``gamma * eta``) as one pure ``dynamics.Program`` run, the program
+    ``sparse_recovery.fit`` runs through the host driver."""
     loss, recovery_error = sparse_completion.losses("gather")
     outer = config.gamma if config.method == "compressed" else 1.0
     template = jax.eval_shape(lambda: member_theta(config, task, data, config.seed, 1.0, dtype))
     roles = sparse_recovery.SparseMethod("", template).roles()
-    tx = optimizer(optax.sgd(eta), roles, outer_lr_scale=outer)
-    value_and_grad = jax.value_and_grad(loss)
-
-    def step(carry, _):
-        theta, state = carry
-        _, grads = value_and_grad(theta, data)
-        updates, state = tx.update(grads, state, theta)
-        return (optax.apply_updates(theta, updates), state), None
-
-    def record(carry, _):
-        theta = carry[0]
-        measured = (loss(theta, data), recovery_error(theta, data))
-        carry, _ = jax.lax.scan(step, carry, None, length=config.record_every)
-        return carry, measured
+    program = dynamics.Program(loss, optimizer(optax.sgd(eta), roles, outer_lr_scale=outer),
+                               recorders={"loss": dynamics.with_data(loss),
+                                          "recovery_error": dynamics.with_data(recovery_error)})
 
     def train(member):
         theta = member_theta(config, task, data, member["seed"], member["eps"], dtype)
-        carry, (losses, errors) = jax.lax.scan(record, (theta, tx.init(theta)), None,
-                                               length=config.steps // config.record_every)
-        last = carry[0]
-        return {"loss": jnp.append(losses, loss(last, data)),
-                "recovery_error": jnp.append(errors, recovery_error(last, data))}
+        _, _, records = program.train(program.init(theta), data, config.steps, config.record_every)
+        return {"loss": records["loss"], "recovery_error": records["recovery_error"]}
     return train
 
 
-def run(config, workdir: Path) -> dict:
-    with precision(config.dtype) as dtype:
-        return _run(config, workdir, dtype)
-
-
-def _run(config, workdir: Path, dtype) -> dict:
+def run(config, ctx) -> dict:
+    dtype = ctx.dtype
     task, _ = sparse_completion.low_rank_completion(config.seed, (config.d, config.d), config.rank, config.observed,
                                                     config.held_out or None, config.spectrum, dtype)
     data = task.data(dtype)
@@ -122,8 +104,8 @@ def _run(config, workdir: Path, dtype) -> dict:
     loss, error = out["loss"][:n], out["recovery_error"][:n]
     steps = np.append(np.arange(0, config.steps, config.record_every), config.steps)
     if jax.process_index() == 0:
-        np.savez(Path(workdir) / "trajectory.npz", step=steps, loss=loss, recovery_error=error, seed=seeds, eps=eps)
-        plot(steps, error, seeds, eps, config, task, figure_path(workdir, "recovery_error"))
+        ctx.save_arrays(step=steps, loss=loss, recovery_error=error, seed=seeds, eps=eps)
+        plot(steps, error, seeds, eps, config, task, ctx.figure("recovery_error"))
     reached = {f"steps_to_error_{name}": [int(steps[i]) if i >= 0 else None
                                           for i in matrix_recovery.first_step_below(error, level)]
                for name, level in sparse_recovery.ERROR_LEVELS.items()}

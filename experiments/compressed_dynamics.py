@@ -10,14 +10,12 @@ recorded every ``record_every`` steps, projected on the original run's two princ
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import jax
 import numpy as np
 
 from lrjax import analysis, tasks
-from lrjax.harness.figures import figure_path, pyplot, save_figure
-from lrjax.harness.process import DTYPES, precision
+from lrjax.harness.figures import pyplot, save_figure
+from lrjax.harness.process import DTYPES
 from lrjax.harness.schema import Choice, Float, Int, Names, Rule, Schema, Seq
 from lrjax.studies import matrix_recovery
 
@@ -50,12 +48,8 @@ def build_methods(config, task):
     return out
 
 
-def run(config, workdir: Path) -> dict:
-    with precision(config.dtype) as dtype:
-        return _run(config, workdir, dtype)
-
-
-def _run(config, workdir: Path, dtype) -> dict:
+def run(config, ctx) -> dict:
+    dtype = ctx.dtype
     task = tasks.make_task(config.task, jax.random.key(config.seed), config.d, config.rank,
                            fraction=config.fraction, measurements=config.measurements or None, dtype=dtype)
     methods = build_methods(config, task)
@@ -67,7 +61,7 @@ def _run(config, workdir: Path, dtype) -> dict:
             return p.materialize(theta).ravel()[idx]
         fits.append(matrix_recovery.fit(m, task, config.eta, config.steps, tol=config.tol, chunk_size=config.chunk_size,
                                  record_every=config.record_every, recorders={"w": entries},
-                                 workdir=matrix_recovery.checkpoint_dir(workdir, m.label), fingerprint=SCHEMA.fixed(config)))
+                                 checkpoint=ctx.checkpoints(m.label)))
     authors_ms = None
     originals = [m for m in methods if m.label == "original"]
     if config.authors_steps and originals:
@@ -94,12 +88,12 @@ def _run(config, workdir: Path, dtype) -> dict:
     proj = {f.label: (np.asarray(f.records["w"], np.float64) - mean) @ comps.T for f in fits}
     extent = np.ptp(proj[base.label], axis=0).max()
     gaps = {f.label: analysis.path_distance(proj[f.label], proj[base.label]) / extent for f in fits[1:]}
-    np.savez(Path(workdir) / "trajectory.npz", labels=np.array([f.label for f in fits]),
+    ctx.save_arrays(labels=np.array([f.label for f in fits]),
              **{f"loss/{f.label}": f.loss for f in fits}, **{f"test_error/{f.label}": f.test_error for f in fits},
              **{f"test_step/{f.label}": f.test_step for f in fits},
              **{f"pca/{f.label}": proj[f.label] for f in fits})
-    plot_curves(fits, config, reach, figure_path(workdir, "error_vs_iterations_and_time"))
-    plot_pca(fits, proj, ratio, figure_path(workdir, "trajectory_pca"))
+    plot_curves(fits, config, reach, ctx.figure("error_vs_iterations_and_time"))
+    plot_pca(fits, proj, ratio, ctx.figure("trajectory_pca"))
     return {"task": config.task, "reach_level": reach, "methods": per_method,
             "authors_pattern_ms_per_step": authors_ms,
             "authors_over_runner": authors_ms / base.ms_per_step if authors_ms else None,

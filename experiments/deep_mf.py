@@ -1,8 +1,6 @@
 """Experiment: GD on matrix factorization with any parameterization, over vmapped seeds."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,8 +8,8 @@ import optax
 
 from lrjax import analysis, dynamics, param, tasks
 from lrjax.binding.optim import optimizer
-from lrjax.harness.figures import figure_path, pyplot, save_figure
-from lrjax.harness.process import DTYPES, precision
+from lrjax.harness.figures import pyplot, save_figure
+from lrjax.harness.process import DTYPES
 from lrjax.harness.schema import Choice, Float, Int, Rule, Schema, Spec
 
 SCHEMA = Schema(
@@ -24,12 +22,8 @@ SCHEMA = Schema(
 )
 
 
-def run(config, workdir: Path) -> dict:
-    with precision(config.dtype) as dtype:
-        return _run(config, workdir, dtype)
-
-
-def _run(config, workdir: Path, dtype) -> dict:
+def run(config, ctx) -> dict:
+    dtype = ctx.dtype
     p = param.from_spec(config.param)
     target = tasks.low_rank_target(jax.random.key(0), config.d, config.rank, dtype)
     keys = jax.random.split(jax.random.key(1), config.seeds)
@@ -46,13 +40,12 @@ def _run(config, workdir: Path, dtype) -> dict:
         analysis.TopKTracker(lambda t: p.materialize(t)[None], k=k, moments=False)
     res = dynamics.run(loss, thetas, tx, config.steps, data=target, batched=True, tol=config.tol,
                        chunk_size=config.chunk_size, record_every=config.record_every,
-                       recorders={"spectrum": spectra}, workdir=Path(workdir), desc=config.param,
-                       checkpoint_every=config.checkpoint_every, fingerprint=SCHEMA.fixed(config))
+                       recorders={"spectrum": spectra}, checkpoint=ctx.checkpoints(), desc=config.param)
     sv = res.records.get("spectrum", res.records.get("spectrum/top"))
     sv = sv.reshape(sv.shape[:2] + (-1,))
-    np.savez(Path(workdir) / "trajectory.npz", step=res.records["step"], singular_values=sv,
+    ctx.save_arrays(step=res.records["step"], singular_values=sv,
              loss=res.scalars["loss"])
-    plot(res, sv, config, figure_path(workdir, "loss_and_spectrum"))
+    plot(res, sv, config, ctx.figure("loss_and_spectrum"))
     final = res.scalars["loss"][:, -1]
     return {"param": config.param, "num_params": p.num_params((config.d, config.d)),
             "final_loss_median": float(np.median(final)), "final_loss_max": float(np.max(final)),

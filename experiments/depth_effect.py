@@ -6,14 +6,12 @@ reported. Paper (d = 100, r* = 10, p = 0.3): the L = 2 error grows with width to
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import jax
 import numpy as np
 
 from lrjax import tasks
-from lrjax.harness.figures import figure_path, pyplot, save_figure
-from lrjax.harness.process import DTYPES, precision
+from lrjax.harness.figures import pyplot, save_figure
+from lrjax.harness.process import DTYPES
 from lrjax.harness.schema import Choice, Float, Int, Rule, Schema, Seq
 from lrjax.studies import matrix_recovery
 
@@ -26,12 +24,8 @@ SCHEMA = Schema(
 )
 
 
-def run(config, workdir: Path) -> dict:
-    with precision(config.dtype) as dtype:
-        return _run(config, workdir, dtype)
-
-
-def _run(config, workdir: Path, dtype) -> dict:
+def run(config, ctx) -> dict:
+    dtype = ctx.dtype
     task = tasks.make_task("completion", jax.random.key(config.seed), config.d, config.rank,
                            fraction=config.fraction, dtype=dtype)
     keys = jax.random.split(jax.random.key(config.seed + 1), config.seeds)
@@ -40,12 +34,11 @@ def _run(config, workdir: Path, dtype) -> dict:
         for w in config.widths:
             m = matrix_recovery.batched(keys, lambda k, w=w, depth=depth: matrix_recovery.narrow(task, depth, config.eps, k, w))
             f = matrix_recovery.fit(m, task, eta, config.steps, chunk_size=config.chunk_size, batched=True,
-                             workdir=matrix_recovery.checkpoint_dir(workdir, f"L{depth} {m.label}"),
-                             fingerprint=SCHEMA.fixed(config))
+                             checkpoint=ctx.checkpoints(f"L{depth} {m.label}"))
             err = f.test_error[:, -1]
             rows.append({"depth": depth, "width": w, "eta": eta, "test_error_median": float(np.median(err)),
                          "test_error": err.tolist(), "train_loss_median": float(np.median(f.loss[:, -1]))})
-    plot(config, rows, figure_path(workdir, "depth_effect"))
+    plot(config, rows, ctx.figure("depth_effect"))
     summary = {f"L{d}_error_at_max_width": next(r["test_error_median"] for r in rows
                                                 if r["depth"] == d and r["width"] == max(config.widths))
                for d in config.depths}

@@ -8,13 +8,11 @@ collapsed kernel (median over seeds), against the dense baseline ``L = 1``.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import jax
 import numpy as np
 
 from lrjax import analysis, data, models
-from lrjax.harness.figures import figure_path, pyplot, save_figure
+from lrjax.harness.figures import pyplot, save_figure
 from lrjax.harness.schema import Choice, Float, Int, Schema, Seq
 from lrjax.studies import classification
 
@@ -27,7 +25,7 @@ SCHEMA = Schema(
 )
 
 
-def run(config, workdir: Path) -> dict:
+def run(config, ctx) -> dict:
     splits = data.load_splits(config.dataset, config.train_size)
     model = models.MLP(tuple(config.widths), act="relu")
     rows, curves = {}, {}
@@ -36,9 +34,7 @@ def run(config, workdir: Path) -> dict:
         tr = classification.train(model, rules, splits, optimizer_name=config.optimizer, lr=config.lr,
                               batch_size=config.batch_size, steps=config.steps, seeds=config.seeds,
                               eval_every=config.eval_every, seed=config.seed,
-                              workdir=Path(workdir) / "checkpoints" / f"L{depth}",
-                              checkpoint_every=config.checkpoint_every,
-                              fingerprint={**SCHEMA.fixed(config), "depth": depth}, desc=f"L={depth}")
+                              checkpoint=ctx.checkpoints(f"L{depth}", depth=depth), desc=f"L={depth}")
         final = tr.test_accuracy[:, -1]
         ranks = {name: float(np.median(jax.vmap(lambda w: analysis.effective_rank(analysis.singular_values(w)))(w)))
                  for name, w in tr.final_kernels.items()}
@@ -46,7 +42,7 @@ def run(config, workdir: Path) -> dict:
                             "test_accuracy_min": float(final.min()), "test_accuracy_max": float(final.max()),
                             "effective_rank_of_collapsed_kernels": ranks}
         curves[depth] = (tr.step, tr.test_accuracy)
-    plot(rows, curves, config, figure_path(workdir, "accuracy_vs_depth"))
+    plot(rows, curves, config, ctx.figure("accuracy_vs_depth"))
     best = max(rows, key=lambda d: rows[d]["test_accuracy_median"])
     return {"depths": rows, "best_depth": int(best),
             "gain_of_best_over_L1": rows[best]["test_accuracy_median"] - rows[str(config.depths[0])]["test_accuracy_median"]}

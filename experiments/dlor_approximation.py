@@ -8,18 +8,17 @@ with the smooth activation ``h s(z / h)``.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from lrjax import param
-from lrjax.harness.figures import figure_path, pyplot, save_figure
-from lrjax.harness.process import precision
+from lrjax.harness.figures import pyplot, save_figure
 from lrjax.harness.schema import Choice, Float, Int, Rule, Schema, Seq
 from lrjax.models import param_mlp
 from lrjax.studies import dlor_approximation as ap
+
+DTYPE = "float64"   # the run context enables 64-bit types for this experiment
 
 SCHEMA = Schema(
     n=Int(min=1), out=Int(min=1), rank=Int(min=1), beta=Float(gt=0), samples=Int(min=1),
@@ -85,16 +84,11 @@ def sawtooth_part(config):
     return xs, hs, out
 
 
-def run(config, workdir: Path) -> dict:
-    with precision("float64"):
-        return _run(config, workdir)
-
-
-def _run(config, workdir: Path) -> dict:
+def run(config, ctx) -> dict:
     hs, teacher, params = teacher_part(config)
     xs, saw_hs, saw = sawtooth_part(config)
-    plot_teacher(config, hs, teacher, figure_path(workdir, "dense_mlp_error_vs_h"))
-    plot_sawtooth(config, xs, saw_hs, saw, figure_path(workdir, "sawtooth_vs_h"))
+    plot_teacher(config, hs, teacher, ctx.figure("dense_mlp_error_vs_h"))
+    plot_sawtooth(config, xs, saw_hs, saw, ctx.figure("sawtooth_vs_h"))
     slopes = {f"{kind}/{act}": teacher[act][kind]["slope"] for act in teacher for kind in ("deep", "wide")
               if act != "relu"}
     return {"teacher": teacher, "h": hs, "params": params, "slopes": slopes, "sawtooth": {str(k): v for k, v in saw.items()},

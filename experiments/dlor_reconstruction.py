@@ -4,15 +4,14 @@ parameter counts, and the spectra of the factors (constructions: ``lrjax.param.d
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from lrjax import param
-from lrjax.harness.figures import figure_path, pyplot, save_figure
-from lrjax.harness.process import DTYPES, precision
+from lrjax.harness.figures import pyplot, save_figure
+from lrjax.harness.process import DTYPES
 from lrjax.harness.schema import Choice, Float, Int, Rule, Schema, Seq
 
 SCHEMA = Schema(
@@ -37,21 +36,17 @@ def reconstruct(a: np.ndarray, rank: int) -> dict:
     return out
 
 
-def run(config, workdir: Path) -> dict:
-    with precision(config.dtype) as dtype:
-        return _run(config, workdir, dtype)
-
-
-def _run(config, workdir: Path, dtype) -> dict:
+def run(config, ctx) -> dict:
+    dtype = ctx.dtype
     rows = []
     for n in config.sizes:
         a = np.asarray(jax.random.normal(jax.random.key(config.seed + n), (n, n), dtype)) / np.sqrt(n)
         for r in [r for r in config.ranks if r < n]:
             rows.append({"n": n, "rank": r, "condition_number": float(np.linalg.cond(a)), **reconstruct(a, r)})
     worst = {kind: max(row[kind]["relative_error"] for row in rows) for kind in ("additive", "multiplicative")}
-    plot_scaling(config, rows, figure_path(workdir, "reconstruction_error_and_params"))
+    plot_scaling(config, rows, ctx.figure("reconstruction_error_and_params"))
     spectra = factor_spectra(config)
-    plot_spectra(config, spectra, figure_path(workdir, "factor_spectra"))
+    plot_spectra(config, spectra, ctx.figure("factor_spectra"))
     return {"rows": rows, "max_relative_error": worst, "exact": bool(max(worst.values()) < config.tolerance),
             "tolerance": config.tolerance}
 

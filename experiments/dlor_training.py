@@ -11,16 +11,15 @@ held-out points.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import jax
 import numpy as np
 
-from lrjax.harness.figures import figure_path, pyplot, save_figure
-from lrjax.harness.process import precision
+from lrjax.harness.figures import pyplot, save_figure
 from lrjax.harness.schema import Float, Int, Rule, Schema, Seq
 from lrjax.models import param_mlp
 from lrjax.studies import regression
+
+DTYPE = "float64"   # the run context enables 64-bit types for this experiment
 
 SCHEMA = Schema(
     teacher_width=Int(min=1), teacher_gain=Float(gt=0), width=Int(min=1), deep_hidden=Int(min=1),
@@ -50,12 +49,8 @@ def architectures(config) -> dict:
     return {"deep DLoR": deep, "wide low-rank": wide, "dense (param-matched)": dense}
 
 
-def run(config, workdir: Path) -> dict:
-    with precision("float64") as dtype:
-        return _run(config, workdir, dtype)
-
-
-def _run(config, workdir: Path, dtype) -> dict:
+def run(config, ctx) -> dict:
+    dtype = ctx.dtype
     kt, kx, kxt = jax.random.split(jax.random.key(config.seed), 3)
     teacher = param_mlp.mlp((2, config.teacher_width, config.teacher_width, 2), "dense()", "tanh")
     t_theta = teacher.init(kt, dtype)
@@ -81,7 +76,7 @@ def _run(config, workdir: Path, dtype) -> dict:
                 row[f"train_mse_at_{b}"] = tr.loss[:, b - 1].tolist()
                 row[f"train_mse_at_{b}_median"] = float(np.median(tr.loss[:, b - 1]))
         results[name], curves[name] = row, tr
-    plot(config, results, curves, figure_path(workdir, "fixed_budget_training"))
+    plot(config, results, curves, ctx.figure("fixed_budget_training"))
     return {"target_variance": target_var, "threshold": config.threshold, "architectures": results}
 
 

@@ -46,7 +46,7 @@ from flax import linen as nn
 from lrjax import analysis, binding, dynamics, tasks
 from lrjax.binding.optim import optimizer
 from lrjax.data import text
-from lrjax.harness.figures import figure_path, pyplot, save_figure
+from lrjax.harness.figures import pyplot, save_figure
 from lrjax.harness.process import peak_memory_mb
 from lrjax.harness.schema import Bool, Choice, Float, Int, Rule, Schema, Str
 from lrjax.io import peft
@@ -130,8 +130,7 @@ def _records(res, kind: str) -> dict:
             if k.startswith("update/") and k.endswith(f"/{kind}")}
 
 
-def run(config, workdir: Path) -> dict:
-    workdir = Path(workdir)
+def run(config, ctx) -> dict:
     t0 = time.perf_counter()
     model = bert.load_minilm()
     net = bert.SentenceClassifier(model.config, 2)
@@ -172,17 +171,17 @@ def run(config, workdir: Path) -> dict:
     res = dynamics.run(objective, bounds, tx, config.steps, data=data, batched=True, data_batched=True,
                        batches=dynamics.Minibatches(config.batch_size), key=jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys),
                        record_every=config.eval_every, chunk_size=config.eval_every, recorders=recorders,
-                       workdir=workdir, checkpoint_every=config.checkpoint_every, fingerprint=SCHEMA.fixed(config),
+                       checkpoint=ctx.checkpoints(),
                        desc=f"{config.method} r={config.rank} n={config.samples}")
     acc = np.asarray(res.records["val/accuracy"])                       # (seeds, records)
     spectra = _records(res, "sv")
     final = {k: v[:, -1] for k, v in spectra.items()}                    # (seeds, 384)
     ranks = {k: float(np.median(np.sum(s > RANK_RTOL * s[:, :1], -1))) for k, s in final.items()}
     align = alignment(_records(res, "top"))
-    exported = export(workdir / "peft", res.params, config)
-    np.savez(workdir / "trajectory.npz", step=res.records["step"], val_accuracy=acc, train_loss=res.scalars["loss"],
-             **{f"update_sv/{k}": v for k, v in spectra.items()})
-    plot(res, acc, final, align, config, figure_path(workdir, "few_shot"))
+    exported = export(ctx.workdir / "peft", res.params, config)
+    ctx.save_arrays(step=res.records["step"], val_accuracy=acc, train_loss=res.scalars["loss"],
+                    **{f"update_sv/{k}": v for k, v in spectra.items()})
+    plot(res, acc, final, align, config, ctx.figure("few_shot"))
     loss = np.asarray(res.scalars["loss"])
     return {"method": config.method, "rank": config.rank, "samples": config.samples, "lr": lr,
             "val_accuracy": acc[:, -1].tolist(), "val_accuracy_mean": float(acc[:, -1].mean()),

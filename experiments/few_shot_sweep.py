@@ -19,8 +19,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from lrjax.harness.cli import experiment_module
-from lrjax.harness.figures import figure_path, pyplot, save_figure
+from lrjax.harness.cli import experiment_module, run_experiment
+from lrjax.harness.figures import pyplot, save_figure
 from lrjax.harness.schema import ConfigError, Int, Names, Schema, Seq
 from lrjax.io.files import to_jsonable, write_json
 
@@ -69,7 +69,7 @@ def run_cell(cell, folder: Path) -> dict:
         return json.loads(done.read_text())
     done.unlink(missing_ok=True)
     write_json(record, want)
-    metrics = few_shot.run(cell, folder)
+    metrics = run_experiment(few_shot, cell, folder)   # the cell's own context: its identity, its precision
     write_json(done, metrics)
     return metrics
 
@@ -81,8 +81,8 @@ def final_ranks(folder: Path) -> np.ndarray:
     return np.sum(sv > few_shot.RANK_RTOL * sv[..., :1], -1).ravel()
 
 
-def run(config, workdir: Path) -> dict:
-    workdir = Path(workdir)
+def run(config, ctx) -> dict:
+    workdir = ctx.workdir
     rows, ranks = [], {}
     grid = cells(config)
     for i, cell in enumerate(grid):
@@ -94,7 +94,7 @@ def run(config, workdir: Path) -> dict:
                      "val_accuracy": m["val_accuracy"], "ms_per_step": m["ms_per_step"],
                      "trainable_params": m["trainable_params"],
                      "update_rank_median": float(np.median(ranks[name(cell)]))})
-    plot(rows, ranks, config, figure_path(workdir, "few_shot_sweep"))
+    plot(rows, ranks, config, ctx.figure("few_shot_sweep"))
     return {"cells": rows, "device": jax.devices()[0].device_kind}
 
 

@@ -14,12 +14,10 @@ the order the dims were run in, ``D``, and Li et al.'s numbers for comparison.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from lrjax import data, models
-from lrjax.harness.figures import figure_path, pyplot, save_figure
+from lrjax.harness.figures import pyplot, save_figure
 from lrjax.harness.schema import Bool, Choice, Float, Int, Rule, Schema, Seq
 from lrjax.param.projection import KINDS
 from lrjax.studies import classification, intrinsic_dimension
@@ -77,18 +75,17 @@ SCHEMA = Schema(
 )
 
 
-def run(config, workdir: Path) -> dict:
+def run(config, ctx) -> dict:
     splits = data.load_splits(config.dataset, config.train_size)
     widths = widths_of(config.model, config.widths)
     model = models.make(config.model, widths, classes=10, act="relu")
     common = dict(optimizer_name=config.optimizer, batch_size=config.batch_size, steps=config.steps,
                   seeds=config.seeds, eval_every=config.eval_every, seed=config.seed,
-                  checkpoint_every=config.checkpoint_every, spectra=False)
-    fixed = SCHEMA.fixed(config)
+                  spectra=False)
 
     def train(name, weights, lr):
-        tr = classification.train(model, weights, splits, lr=lr, workdir=Path(workdir) / "checkpoints" / name,
-                              fingerprint={**fixed, "run": name}, desc=name, **common)
+        tr = classification.train(model, weights, splits, lr=lr, checkpoint=ctx.checkpoints(name, run=name), desc=name,
+                                  **common)
         return tr.test_accuracy[:, -1], tr.result.steps_per_s
 
     baseline_seeds, baseline_speed = train("baseline", ".*=dense()", config.baseline_lr)
@@ -112,7 +109,7 @@ def run(config, workdir: Path) -> dict:
     best = intrinsic_dimension.d_int90(acc, baseline, FRACTION)
     D = intrinsic_dimension.num_float_params(abstract_params(config.model, widths, config.dataset))
     plot(acc, {d: by_dim[d] for d in acc}, baseline, baseline_seeds, best, config, D,
-         figure_path(workdir, "accuracy_vs_dim"), widths)
+         ctx.figure("accuracy_vs_dim"), widths)
     return {"baseline_accuracy": baseline, "baseline_accuracy_seeds": baseline_seeds.tolist(),
             "accuracy_by_dim": {str(d): a for d, a in acc.items()},
             "accuracy_by_dim_seeds": {str(d): by_dim[d].tolist() for d in acc},

@@ -1,12 +1,10 @@
 """Experiment: the invariant-subspace theorem checked on a recorded GD run (see configs/theorem_simulation.py)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from lrjax.harness.figures import figure_path, pyplot, save_figure
-from lrjax.harness.process import DTYPES, precision
+from lrjax.harness.figures import pyplot, save_figure
+from lrjax.harness.process import DTYPES
 from lrjax.harness.schema import Choice, Either, Float, Int, Rule, Schema, Seq
 from lrjax.studies import theorem_simulation
 
@@ -20,19 +18,14 @@ SCHEMA = Schema(
 )
 
 
-def run(config, workdir: Path) -> dict:
-    with precision(config.dtype):
-        return _run(config, workdir)
-
-
-def _run(config, workdir: Path) -> dict:
+def run(config, ctx) -> dict:
     check, traj = theorem_simulation.simulate(
         d=config.d, rank=config.rank, depth=config.depth, eps=config.eps, eta=config.eta,
         weight_decay=config.weight_decay, steps=config.steps, record_every=config.record_every, dtype=config.dtype,
         init=config.init, seed=config.seed)
-    np.savez(Path(workdir) / "trajectory.npz", **traj)
-    plot_spectra(traj, config, figure_path(workdir, "singular_values"))
-    plot_subspaces(traj, config, figure_path(workdir, "subspaces"))
+    ctx.save_arrays(**traj)
+    plot_spectra(traj, config, ctx.figure("singular_values"))
+    plot_subspaces(traj, config, ctx.figure("subspaces"))
     verdict = "PASS" if check.passed else "FAIL"
     print(f"\ninvariant-subspace theorem (d={config.d}, r*={config.rank}, L={config.depth}, "
           f"init={config.init}, {config.dtype}): {verdict}")

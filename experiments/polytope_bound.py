@@ -17,7 +17,6 @@ Metrics: ``constructed_accuracy`` (the minimum over all polytopes; 1.0 when the 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +24,7 @@ import numpy as np
 import optax
 
 from lrjax import dynamics, polytope
-from lrjax.harness.figures import figure_path, pyplot, save_figure
+from lrjax.harness.figures import pyplot, save_figure
 from lrjax.harness.schema import Float, Int, Rule, Schema, Seq
 from lrjax.polytope import compress, toys
 from lrjax.polytope.training import bce, init
@@ -55,7 +54,7 @@ SCHEMA = Schema(
 )
 
 
-def run(config, workdir: Path) -> dict:
+def run(config, ctx) -> dict:
     m, key = config.faces, jax.random.key(config.seed)
     rows = []
     constructed = []
@@ -73,9 +72,7 @@ def run(config, workdir: Path) -> dict:
                 res = dynamics.run(bce, params, optax.adam(config.lr), config.steps,
                                    data={"x": x, "y": y.astype(jnp.float32)}, batched=True,
                                    chunk_size=min(config.steps, 1000),
-                                   workdir=Path(workdir) / "checkpoints" / f"d{d}_p{p}_w{w}",
-                                   checkpoint_every=config.checkpoint_every,
-                                   fingerprint={**SCHEMA.fixed(config), "d": d, "polytope": p, "width": w},
+                                   checkpoint=ctx.checkpoints(f"d{d}_p{p}_w{w}", d=d, polytope=p, width=w),
                                    desc=f"d={d} polytope {p} width {w}")
                 nets = [jax.tree.map(lambda t: t[s], res.params) for s in range(config.seeds)]
                 rows.append({"d": d, "polytope": p, "width": w, "offset": offset,
@@ -87,7 +84,7 @@ def run(config, workdir: Path) -> dict:
                for name, key, fn in (("success_rate", "train_accuracy", lambda v: np.mean(np.asarray(v) == 1.0)),
                                      ("train_accuracy", "train_accuracy", np.median),
                                      ("test_accuracy", "test_accuracy", np.median))}
-    plot(summary, float(min(constructed)), config, figure_path(workdir, "upper_bound"))
+    plot(summary, float(min(constructed)), config, ctx.figure("upper_bound"))
     return {"faces": m, "constructed_accuracy": float(min(constructed)), **summary, "rows": rows}
 
 

@@ -12,15 +12,13 @@ are exactly (total faces, polytopes) with the compressed accuracy within 0.01 of
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 from lrjax import dynamics, polytope
-from lrjax.harness.figures import figure_path, pyplot, save_figure
+from lrjax.harness.figures import pyplot, save_figure
 from lrjax.harness.schema import Choice, Float, Int, Schema, Seq
 from lrjax.polytope import compress, toys
 from lrjax.polytope.training import bce, init
@@ -35,7 +33,7 @@ SCHEMA = Schema(
 )
 
 
-def run(config, workdir: Path) -> dict:
+def run(config, ctx) -> dict:
     widths = tuple(config.widths or DEFAULT_WIDTHS.get(config.dataset, (16, 4)))
     key = jax.random.key(config.seed)
     x, y = toys.make(config.dataset, config.n, jax.random.fold_in(key, 0))
@@ -43,8 +41,7 @@ def run(config, workdir: Path) -> dict:
     params = jax.vmap(lambda k: init(k, widths))(jax.random.split(jax.random.fold_in(key, 2), config.seeds))
     res = dynamics.run(bce, params, optax.adam(config.lr), config.steps,
                        data={"x": x, "y": y.astype(jnp.float32)}, batched=True,
-                       chunk_size=min(config.steps, 1000), workdir=Path(workdir) / "checkpoints",
-                       checkpoint_every=config.checkpoint_every, fingerprint=SCHEMA.fixed(config),
+                       chunk_size=min(config.steps, 1000), checkpoint=ctx.checkpoints(),
                        desc=config.dataset)
     theory = toys.GEOMETRY.get(config.dataset)
     rows, nets = [], []
@@ -62,7 +59,7 @@ def run(config, workdir: Path) -> dict:
                                      and row["accuracy_compressed"] >= row["accuracy"] - 0.01)
         rows.append(row)
         nets.append((trained, small))
-    plot(nets[:4], rows, x, y, config, widths, figure_path(workdir, "regions"))
+    plot(nets[:4], rows, x, y, config, widths, ctx.figure("regions"))
     out = {k: [r[k] for r in rows] for k in ("accuracy", "accuracy_compressed", "test_accuracy",
                                              "test_accuracy_compressed", "compressed_widths")}
     out.update({"widths": list(widths), "final_loss_median": float(np.median(res.scalars["loss"][:, -1])),

@@ -20,15 +20,13 @@ trained, all classes as one vmapped program (full batch, Adam ``lr``, ``steps``)
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 from lrjax import data, dynamics
-from lrjax.harness.figures import figure_path, pyplot, save_figure
+from lrjax.harness.figures import pyplot, save_figure
 from lrjax.harness.schema import Choice, Float, Int, Rule, Schema, Seq
 from lrjax.polytope import compress, cover_net
 
@@ -74,7 +72,7 @@ def _train(params, x, ys, config, mask=None, desc=""):
     return res.params
 
 
-def run(config, workdir: Path) -> dict:
+def run(config, ctx) -> dict:
     x, y, xt, yt = _load(config)
     classes = list(config.classes)
     ys, yts = np.stack([y == c for c in classes]), np.stack([yt == c for c in classes])
@@ -98,7 +96,7 @@ def run(config, workdir: Path) -> dict:
         needed[str(c)] = min(((r["polytopes"], r["faces"]) for r in hit), default=None)
     big = grid[-1]
     sparsity = _sparsity(inits[big], trained[big], x, ys, config)
-    plot(rows, grid, classes, config, figure_path(workdir, "faces_needed"))
+    plot(rows, grid, classes, config, ctx.figure("faces_needed"))
     return {"faces_needed": needed, "rows": rows, "sparsity": sparsity, "sparsity_at": list(big),
             "train_accuracy_max": {str(c): max(r["train_accuracy"] for r in rows if r["class"] == c) for c in classes},
             "target": config.target, "n": config.n}

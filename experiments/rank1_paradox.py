@@ -13,17 +13,16 @@ full batch, ``seeds`` seeds vmapped).
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrjax.harness.figures import figure_path, pyplot, save_figure
-from lrjax.harness.process import precision
+from lrjax.harness.figures import pyplot, save_figure
 from lrjax.harness.schema import Choice, Float, Int, Rule, Schema, Seq
 from lrjax.models import param_mlp
 from lrjax.studies import regression
+
+DTYPE = "float64"   # the run context enables 64-bit types for this experiment
 
 SCHEMA = Schema(
     interp_points=Seq(Int(min=2)), interp_width=Int(min=1), width=Int(min=2), rank=Int(min=1),
@@ -71,12 +70,8 @@ def architectures(width: int, rank: int, act: str) -> dict:
             "dense": param_mlp.mlp(sizes, "dense()", act)}
 
 
-def run(config, workdir: Path) -> dict:
-    with precision("float64") as dtype:
-        return _run(config, workdir, dtype)
-
-
-def _run(config, workdir: Path, dtype) -> dict:
+def run(config, ctx) -> dict:
+    dtype = ctx.dtype
     interp = [interpolate_rank1(jax.random.key(config.seed + i), n, config.interp_width)
               for i, n in enumerate(config.interp_points)]
     kx, kt = jax.random.split(jax.random.key(config.seed))
@@ -92,7 +87,7 @@ def _run(config, workdir: Path, dtype) -> dict:
         results[name] = {"num_params": net.num_params(), "final_train_mse_median": float(np.median(tr.loss[:, -1])),
                          "final_train_mse_min": float(np.min(tr.loss[:, -1])),
                          "final_test_mse_median": float(np.median(tr.test_error[:, -1]))}
-    plot(config, data, trainings, figure_path(workdir, "rank1_paradox"))
+    plot(config, data, trainings, ctx.figure("rank1_paradox"))
     return {"interpolation": interp, "interpolation_exact": bool(max(r["relative_residual"] for r in interp) < 1e-9),
             "approximation": results}
 

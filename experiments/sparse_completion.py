@@ -16,16 +16,15 @@ device's peak on a GPU), ``steps_run``, ``setup_s`` (task and init, compression 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import jax
 import numpy as np
 
 from lrjax import data as datasets
-from lrjax.harness.figures import figure_path, pyplot, save_figure
-from lrjax.harness.process import DTYPES, peak_memory_mb, precision
+from lrjax.harness.figures import pyplot, save_figure
+from lrjax.harness.process import DTYPES, peak_memory_mb
 from lrjax.harness.schema import Choice, Float, Int, Rule, Schema
-from lrjax.studies import matrix_recovery, sparse_recovery
+from lrjax.studies import sparse_recovery
 from lrjax.tasks import sparse_completion
 
 MATRICES = ("low_rank", "fashion_mnist")
@@ -82,12 +81,8 @@ def build_method(config, task, data, dtype):
                                        iters=config.svd_iters, oversample=config.oversample)
 
 
-def run(config, workdir: Path) -> dict:
-    with precision(config.dtype) as dtype:
-        return _run(config, workdir, dtype)
-
-
-def _run(config, workdir: Path, dtype) -> dict:
+def run(config, ctx) -> dict:
+    dtype = ctx.dtype
     t0 = time.perf_counter()
     task = build_task(config, dtype)
     data = task.data(dtype)
@@ -103,12 +98,11 @@ def _run(config, workdir: Path, dtype) -> dict:
     t1 = time.perf_counter()
     fit = sparse_recovery.fit(method, data, eta, config.steps, evaluation=evaluation, tol=config.tol,
                               chunk_size=config.chunk_size, record_every=config.record_every,
-                              workdir=matrix_recovery.checkpoint_dir(workdir, method.label),
-                              fingerprint={**SCHEMA.fixed(config), "eta": eta})
+                              checkpoint=ctx.checkpoints(method.label, eta=eta))
     total_s = time.perf_counter() - t1
     steps_run = int(len(fit.loss))
-    np.savez(Path(workdir) / "trajectory.npz", loss=fit.loss, test_step=fit.test_step, recovery_error=fit.test_error)
-    plot(fit, config, task, figure_path(workdir, "recovery_error"))
+    ctx.save_arrays(loss=fit.loss, test_step=fit.test_step, recovery_error=fit.test_error)
+    plot(fit, config, task, ctx.figure("recovery_error"))
     return {"method": method.label, "shape": list(task.shape), "observed": len(task.observed),
             "fraction": task.fraction, "num_params": method.num_params, "eta": eta, "evaluation": evaluation,
             "recovery_error": float(fit.test_error[-1]), "recovery_error_samples": len(task.held_out),

@@ -11,20 +11,19 @@ the numerical rank of ``W`` at the end, and the final ``|cos|`` values.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 from lrjax import dynamics, param
-from lrjax.harness.figures import figure_path, pyplot, save_figure
-from lrjax.harness.process import precision
+from lrjax.harness.figures import pyplot, save_figure
 from lrjax.harness.schema import Choice, Float, Int, Rule, Schema, Seq
 
 TARGETS = ("lowrank", "wide")
 OPTIMIZERS = ("gd", "momentum")
+
+DTYPE = "float64"   # the run context enables 64-bit types for this experiment
 
 SCHEMA = Schema(
     d=Int(min=2), samples=Int(min=1), depth=Int(min=1), rank=Int(min=1), targets=Seq(Choice(*TARGETS)),
@@ -65,12 +64,7 @@ def make_target(kind: str, key, d: int, rank: int) -> jax.Array:
     return (u * s) @ v.T
 
 
-def run(config, workdir: Path) -> dict:
-    with precision("float64"):
-        return _run(config, workdir)
-
-
-def _run(config, workdir: Path) -> dict:
+def run(config, ctx) -> dict:
     kx, kt, kw = jax.random.split(jax.random.key(config.seed), 3)
     x = jax.random.normal(kx, (config.samples, config.d), jnp.float64)
     p = param.deep(config.depth, init="gaussian", scale=config.eps)
@@ -97,8 +91,8 @@ def _run(config, workdir: Path) -> dict:
                                      "final_cos_u": res.records["svd/cos_u"][-1].tolist(),
                                      "final_cos_v": res.records["svd/cos_v"][-1].tolist()}
             recs[f"{kind}/{opt}"] = res.records
-    np.savez(Path(workdir) / "trajectory.npz", **{f"{k}/{n}": v for k, r in recs.items() for n, v in r.items()})
-    plot(recs, config, figure_path(workdir, "svd_evolution"))
+    ctx.save_arrays(**{f"{k}/{n}": v for k, r in recs.items() for n, v in r.items()})
+    plot(recs, config, ctx.figure("svd_evolution"))
     return {"runs": rows}
 
 

@@ -13,13 +13,11 @@ are reported.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import jax
 import numpy as np
 
 from lrjax import binding, data, models
-from lrjax.harness.figures import figure_path, pyplot, save_figure
+from lrjax.harness.figures import pyplot, save_figure
 from lrjax.harness.schema import Choice, Float, Int, Rule, Schema, Seq, Str
 from lrjax.io import adapters
 from lrjax.models.param_mlp import ACTIVATIONS
@@ -46,22 +44,21 @@ SCHEMA = Schema(
 )
 
 
-def run(config, workdir: Path) -> dict:
+def run(config, ctx) -> dict:
     model = models.make(config.model, config.widths, classes=10, act=config.act)
     tr = classification.train(model, config.rules, data.load_splits(config.dataset, config.train_size),
                           optimizer_name=config.optimizer, lr=config.lr, batch_size=config.batch_size,
                           steps=config.steps, seeds=config.seeds, eval_every=config.eval_every, seed=config.seed,
-                          loss=config.loss, workdir=workdir, checkpoint_every=config.checkpoint_every,
-                          fingerprint=SCHEMA.fixed(config), desc=f"{config.model} {config.dataset}")
+                          loss=config.loss, checkpoint=ctx.checkpoints(), desc=f"{config.model} {config.dataset}")
     res, acc = tr.result, tr.test_accuracy
-    np.savez(Path(workdir) / "trajectory.npz", step=tr.step, test_accuracy=acc, test_loss=tr.test_loss,
+    ctx.save_arrays(step=tr.step, test_accuracy=acc, test_loss=tr.test_loss,
              train_loss=res.scalars["loss"], **{f"update_sv/{k}": v for k, v in tr.update_spectra.items()})
-    plot_curves(res, tr, config, figure_path(workdir, "loss_and_accuracy"))
-    plot_spectra(tr.step, tr.update_spectra, f"rules: {config.rules}", figure_path(workdir, "update_spectra"))
+    plot_curves(res, tr, config, ctx.figure("loss_and_accuracy"))
+    plot_spectra(tr.step, tr.update_spectra, f"rules: {config.rules}", ctx.figure("update_spectra"))
     counts = binding.count_params(tr.initial)
     first = jax.tree.map(lambda a: a[0], tr.bound)
-    adapter = adapters.save(Path(workdir) / "adapter", first)          # seed 0's trained leaves only
-    merged = Path(workdir) / "adapter" / "merged_params.npz"          # the plain tree it merges into
+    adapter = adapters.save(ctx.workdir / "adapter", first)          # seed 0's trained leaves only
+    merged = ctx.workdir / "adapter" / "merged_params.npz"          # the plain tree it merges into
     np.savez(merged, **{n: np.asarray(w) for n, w in zip([n for n, _ in first.params],
                                                          jax.tree.leaves(binding.materialize(first)))})
     window = min(100, res.steps)

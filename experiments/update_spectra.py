@@ -8,12 +8,10 @@ values above 1e-3 of the largest) and effective rank of the final update against
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from lrjax import data, models
-from lrjax.harness.figures import figure_path, pyplot, save_figure
+from lrjax.harness.figures import pyplot, save_figure
 from lrjax.harness.schema import Choice, Float, Int, Schema, Seq
 from lrjax.studies import classification
 
@@ -38,7 +36,7 @@ def network(name: str, config):
     return models.make("cnn", config.cnn_widths), "cross_entropy"
 
 
-def run(config, workdir: Path) -> dict:
+def run(config, ctx) -> dict:
     splits = data.load_splits(config.dataset, config.train_size)
     out, spectra, steps = {}, {}, None
     for name, lr in zip(config.networks, config.lrs):
@@ -46,14 +44,13 @@ def run(config, workdir: Path) -> dict:
         tr = classification.train(model, ".*=dense()", splits, optimizer_name=config.optimizer, lr=lr,
                               batch_size=config.batch_size, steps=config.steps, seeds=config.seeds,
                               eval_every=config.eval_every, seed=config.seed, loss=loss,
-                              workdir=Path(workdir) / "checkpoints" / name, checkpoint_every=config.checkpoint_every,
-                              fingerprint={**SCHEMA.fixed(config), "network": name}, desc=name)
+                              checkpoint=ctx.checkpoints(name, network=name), desc=name)
         out[name] = {"loss": loss, "lr": lr, "test_accuracy_median": float(np.median(tr.test_accuracy[:, -1])),
                      "update_ranks": classification.update_ranks(tr.update_spectra)}
         spectra[name], steps = tr.update_spectra, tr.step
-    np.savez(Path(workdir) / "trajectory.npz", step=steps,
+    ctx.save_arrays(step=steps,
              **{f"{n}/{k}": v for n, s in spectra.items() for k, v in s.items()})
-    plot(steps, spectra, out, config, figure_path(workdir, "update_spectra_over_training"))
+    plot(steps, spectra, out, config, ctx.figure("update_spectra_over_training"))
     largest = {n: max(r["effective_rank_median"] / r["full_rank"] for r in row["update_ranks"].values())
                for n, row in out.items()}
     return {"networks": out, "max_effective_rank_fraction": largest}

@@ -7,14 +7,12 @@ batched program, the time to ``tol`` (``iterations * ms``), and the success rate
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import jax
 import numpy as np
 
 from lrjax import tasks
-from lrjax.harness.figures import figure_path, pyplot, save_figure
-from lrjax.harness.process import DTYPES, precision
+from lrjax.harness.figures import pyplot, save_figure
+from lrjax.harness.process import DTYPES
 from lrjax.harness.schema import Choice, Float, Int, Rule, Schema, Seq
 from lrjax.studies import matrix_recovery
 
@@ -38,12 +36,8 @@ def summarize(f: matrix_recovery.Fit) -> dict:
             "final_test_error_median": float(np.median(f.test_error[:, -1]))}
 
 
-def run(config, workdir: Path) -> dict:
-    with precision(config.dtype) as dtype:
-        return _run(config, workdir, dtype)
-
-
-def _run(config, workdir: Path, dtype) -> dict:
+def run(config, ctx) -> dict:
+    dtype = ctx.dtype
     task = tasks.make_task("completion", jax.random.key(config.seed), config.d, config.rank,
                            fraction=config.fraction, dtype=dtype)
     keys = jax.random.split(jax.random.key(config.seed + 1), config.seeds)
@@ -51,8 +45,7 @@ def _run(config, workdir: Path, dtype) -> dict:
     def train(m, section):
         return summarize(matrix_recovery.fit(m, task, config.eta, config.steps, tol=config.tol,
                                       chunk_size=config.chunk_size, batched=True,
-                                      workdir=matrix_recovery.checkpoint_dir(workdir, f"{section} {m.label}"),
-                                      fingerprint=SCHEMA.fixed(config)))
+                                      checkpoint=ctx.checkpoints(f"{section} {m.label}")))
 
     def orig(k):
         return matrix_recovery.original(task, config.depth, config.eps, k)
@@ -64,7 +57,7 @@ def _run(config, workdir: Path, dtype) -> dict:
         comp = train(matrix_recovery.batched(keys, lambda k, rh=rh: matrix_recovery.compressed(task, orig(k), rh, config.gamma)), "width")
         narrow = train(matrix_recovery.batched(keys, lambda k, rh=rh: matrix_recovery.narrow(task, config.depth, config.eps, k, 2 * rh)), "width")
         width_rows.append({"rhat": rh, "compressed": comp, "narrow": narrow})
-    plot(config, gamma_rows, width_rows, figure_path(workdir, "gamma_and_width"))
+    plot(config, gamma_rows, width_rows, ctx.figure("gamma_and_width"))
     return {"gamma_ablation": gamma_rows, "width_comparison": width_rows}
 
 

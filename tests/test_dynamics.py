@@ -203,8 +203,8 @@ def test_longer_run_continues_from_an_unaligned_step(tmp_path, straight_run):
 
 
 @pytest.mark.parametrize("change, named", [
-    (dict(theta=P3.init(jax.random.key(2), (10, 10), jnp.float64)), "the initial state (values)"),
-    (dict(theta=param.deep(3, width=4).init(jax.random.key(1), (10, 10), jnp.float64)),
+    (dict(theta=lambda: P3.init(jax.random.key(2), (10, 10), jnp.float64)), "the initial state (values)"),
+    (dict(theta=lambda: param.deep(3, width=4).init(jax.random.key(1), (10, 10), jnp.float64)),
      "the initial state (structure or shapes)"),
     (dict(chunk_size=10), "chunk_size 20 -> 10"),
     (dict(record_every=5), "record_every 10 -> 5"),
@@ -212,7 +212,7 @@ def test_longer_run_continues_from_an_unaligned_step(tmp_path, straight_run):
 ])
 def test_resume_refuses_a_different_run(tmp_path, change, named):
     _ckpt_run(tmp_path, 40, fingerprint={"eta": 0.05})
-    kw = {"fingerprint": {"eta": 0.05}, **change}
+    kw = {"fingerprint": {"eta": 0.05}, **{k: v() if callable(v) else v for k, v in change.items()}}  # built under x64
     with pytest.raises(dynamics.ResumeError, match="holds checkpoints of a different run") as info:
         _ckpt_run(tmp_path, 60, **kw)
     assert named in str(info.value)

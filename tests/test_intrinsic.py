@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lrjax import binding, models
+from lrjax import models
 from lrjax.binding import optim
 from lrjax.param import FROZEN, TRAINABLE, Projection, from_spec
 from lrjax.param.projection import KINDS, hadamard_matrix, hadamard_transform
@@ -145,7 +145,7 @@ def test_global_subspace_moves_all_parameters_along_p_z(mlp_params):
 def test_global_subspace_trains_only_z_and_said(mlp_params):
     import optax
 
-    from lrjax.dynamics.runner import trainable_part, with_trainable
+    from lrjax.dynamics.program import trainable_part, with_trainable
     model, x, params = mlp_params
     sub = intrinsic_dimension.GlobalSubspace(12, "sparse", said=True)
     state = sub.init(params, jax.random.key(1))

@@ -137,8 +137,8 @@ def test_fit_checkpoints_and_resumes_bit_identically(completion, tmp_path):
     m = matrix_recovery.original(completion, 3, 1e-2, jax.random.key(0))
     ck = matrix_recovery.checkpoint_dir(tmp_path, m.label + " w=4/gamma")
     assert ck.parent == tmp_path / "checkpoints" and "/" not in ck.name and " " not in ck.name
-    matrix_recovery.fit(m, completion, 20.0, 200, chunk_size=100, workdir=ck, checkpoint_every=1, progress=False)
-    resumed = matrix_recovery.fit(m, completion, 20.0, 400, chunk_size=100, workdir=ck, checkpoint_every=1, progress=False)
+    matrix_recovery.fit(m, completion, 20.0, 200, chunk_size=100, checkpoint=dynamics.Checkpointing(ck, 1), progress=False)
+    resumed = matrix_recovery.fit(m, completion, 20.0, 400, chunk_size=100, checkpoint=dynamics.Checkpointing(ck, 1), progress=False)
     straight = matrix_recovery.fit(m, completion, 20.0, 400, chunk_size=100, progress=False)
     np.testing.assert_array_equal(resumed.loss, straight.loss)
     np.testing.assert_array_equal(resumed.test_error, straight.test_error)

@@ -1,98 +1,47 @@
-"""The compiled gradient-descent runner: ``jit(lax.scan)`` chunks, seed batches, devices, checkpoints.
+"""The host driver of gradient-descent dynamics: compiled chunks, seed batches over devices, checkpoints,
+progress, divergence and history around a pure ``Program`` (``lrjax.dynamics.program``).
 
-``Runner(loss_fn, tx, ...)`` is one compiled program: what a step does (loss, optimizer, per-step
-``metrics``) and what is recorded every ``record_every`` steps (``recorders``). ``Runner.run(params,
-steps, ...)`` runs it from an initial state: ``steps`` optimizer steps as compiled chunks of
-``chunk_size`` steps with no host round-trip inside a chunk. ``run(...)`` does both in one call.
+``Runner(loss_fn, tx, **options)`` (or ``Runner.of(program, layout, schedule)``) owns one program and its
+compiled executables; ``Runner.run(params, steps, ...)`` runs it from an initial state: ``steps``
+optimizer steps as compiled chunks of ``schedule.chunk_size`` steps with no host round-trip inside a
+chunk. ``run(...)`` does both in one call. Options come in three small frozen groups:
 
-Per step it records the loss (and ``metrics``) at the parameters *before* the step; every
-``record_every`` steps it records ``recorders``, and once more on the final parameters. A recorder is a
-pure function of the parameters (e.g. spectra), a ``with_data(fn)`` function ``fn(params, data)`` (e.g. a
-test error), or a stateful tracker (``init(params) -> state``, ``update(state, params) -> (state,
-value)``, e.g. warm-started top-k subspace iteration) whose state rides in the compiled loop's carry and
-in checkpoints. Between chunks it checks the tolerance and for NaN/inf, updates the progress bar and
-checkpoints.
+- ``Program`` (what a step does): ``metrics``, ``recorders``, ``has_aux``, ``batches``;
+- ``Layout`` (how members are laid out): ``batched``, ``data_batched``, ``shard``, ``members``, ``unroll``;
+- ``Schedule`` (when the host looks): ``chunk_size``, ``record_every``;
 
-Compilation is explicit: a ``Runner`` owns its compiled programs (compiled ahead of time with
-``jax.jit(...).lower(...).compile()`` on first use or by ``Runner.compile``); ``Result.compile_time`` and
-``Result.wall_time`` (execution only) are reported apart. Nothing is cached between runners, so a
-runner's programs, and the data its closures hold, are freed with it.
+and, per run, ``Checkpointing`` (``lrjax.dynamics.resume``: where, how often, which run). Between chunks the
+driver checks the tolerance and for NaN/inf, updates the progress bar and checkpoints.
 
-With ``batched=True`` every leaf of ``params`` (and of ``opt_state`` and ``data`` when given) carries a
-leading axis of seeds or hyper-parameters, run as one ``vmap``-ed program. That axis is sharded across the
-local devices (``NamedSharding``: members never communicate, so each device runs its slice). On several
-hosts, call ``jax.distributed.initialize()`` first and build the batch as a global array
-(``jax.make_array_from_process_local_data``) over a mesh of ``jax.devices()``: the same program runs
-unchanged, each host holding its slice; this path is documented, not tested here.
+Compilation is explicit: a ``Runner`` compiles ahead of time (``jax.jit(...).lower(...).compile()``) on
+first use or in ``Runner.compile``; ``Result.compile_time`` and ``Result.wall_time`` (execution only) are
+reported apart. Nothing is cached between runners, so a runner's programs, and the data its closures hold,
+are freed with it.
 
-Resuming. With ``workdir`` the run checkpoints under ``workdir/checkpoints`` (verified with checksums,
-see ``checkpoint``) and holds that directory's lock. A re-run with the same ``workdir`` resumes, bit-
-identical to an uninterrupted run, only if it is the same run: its fingerprint (the initial state's and
-the data's structure and SHA-256, ``chunk_size``, ``record_every``, the recorder and metric names, and the
-caller's ``fingerprint`` mapping, e.g. hyper-parameters hidden in ``tx``) must equal the stored one,
-otherwise ``ResumeError`` names what differs. ``steps`` and ``tol`` are not part of it: a longer run
-continues where the shorter one stopped (a shorter one than the checkpoint is refused).
+With ``batched=True`` every leaf of ``params`` (and of ``opt_state`` and ``data`` when ``data_batched``)
+carries a leading axis of seeds or hyper-parameters, run as one ``vmap``-ed program whose axis is sharded
+across the local devices (members never communicate). Across processes, ``distributed.sweep`` runs a pure
+``Program.train`` sharded over every process's devices.
+
+Resuming (``resume``): with a ``Checkpointing`` the run checkpoints under its directory and holds that
+directory's lock; a re-run resumes, bit-identical to an uninterrupted run, only if it is the same run.
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import os
 import sys
 import time
-from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import jax
 import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from lrjax.dynamics import minibatch
-from lrjax.io.checkpoint import Checkpointer, host_array
-from lrjax.io.files import to_jsonable, write_json
-
-
-@dataclasses.dataclass(frozen=True)
-class WithData:
-    """A stateless recorder ``fn(params, data)`` that also sees the run's data (e.g. a test error
-    evaluated every ``record_every`` steps instead of every step). Build it with ``with_data(fn)``."""
-
-    fn: Callable
-
-
-def with_data(fn: Callable) -> WithData:
-    return WithData(fn)
-
-
-def is_tracker(recorder) -> bool:
-    """A stateful recorder has ``init`` and ``update`` methods; a plain callable is stateless."""
-    return hasattr(recorder, "init") and hasattr(recorder, "update")
-
-
-def init_trackers(recorders, params) -> dict:
-    """Initial states of the stateful recorders (``()`` entries for plain functions)."""
-    return {k: (r.init(params) if is_tracker(r) else ()) for k, r in recorders}
-
-
-def record(recorders, states, params, data=None):
-    """``(new_states, values)``: every recorder evaluated on ``params``; a recorder returning a dict
-    ``{"a": x}`` under name ``k`` gives the key ``"k/a"``."""
-    new_states, values = {}, {}
-    for k, r in recorders:
-        if is_tracker(r):
-            new_states[k], value = r.update(states[k], params)
-        elif isinstance(r, WithData):
-            new_states[k], value = (), r.fn(params, data)
-        else:
-            new_states[k], value = (), r(params)
-        if isinstance(value, dict):  # flatten {"top": ..} into "name/top"
-            values.update({f"{k}/{sub}": v for sub, v in value.items()})
-        else:
-            values[k] = value
-    return new_states, values
+from lrjax.dynamics.program import Program, init_trackers, record, trainable_part
+from lrjax.dynamics.resume import Checkpointing, fingerprint, restore
 
 
 class DivergenceError(FloatingPointError):
@@ -110,10 +59,6 @@ class DivergenceError(FloatingPointError):
                          f"state (step {start}, the start of that chunk) is {kept}")
         self.step, self.last_finite_loss, self.member = step, last_finite_loss, member
         self.params, self.opt_state, self.start, self.checkpoint = params, opt_state, start, checkpoint
-
-
-class ResumeError(ValueError):
-    """The checkpoints in a work directory belong to a different run (or to a longer one)."""
 
 
 @dataclasses.dataclass
@@ -195,6 +140,60 @@ def split_for_unroll(plan: list[tuple[int, int, bool]], unroll: int) -> list[tup
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """How the members of a batch are laid out. ``batched``: a leading batch axis on params (and
+    opt_state); ``data_batched``: on the data too (else the data is shared by all members); ``shard``: split
+    the batch over the local devices; ``members="loop"`` (with ``batched``): the members run one after
+    another inside the same compiled program instead of ``vmap``-ed (a CNN's vmapped convolutions over
+    per-member kernels become grouped convolutions, 4x slower on XLA:CPU than running the members in turn:
+    measured); ``unroll=k``: each compiled call runs at most ``k`` steps as straight-line code, with no XLA
+    while loop (XLA:CPU runs convolutions inside a while loop about 8x slower than outside one: measured
+    for the CNN of ``lrjax.models``, jax 0.10.2)."""
+
+    batched: bool = False
+    data_batched: bool = False
+    shard: bool = True
+    members: str = "vmap"
+    unroll: int | None = None
+
+    def __post_init__(self):
+        if self.members not in ("vmap", "loop"):
+            raise ValueError(f"members must be 'vmap' or 'loop', got {self.members!r}")
+        if self.members == "loop" and not self.batched:
+            raise ValueError("members='loop' runs the members of a batch in turn: it needs batched=True")
+        if self.unroll is not None:
+            _check_int("unroll", self.unroll, 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """``chunk_size`` steps per compiled call (rounded up to a multiple of ``record_every``); recorders run
+    every ``record_every`` steps (needed when there are recorders; 0 otherwise)."""
+
+    chunk_size: int = 100
+    record_every: int = 0
+
+    def __post_init__(self):
+        _check_int("chunk_size", self.chunk_size, 1)
+        _check_int("record_every", self.record_every, 0)
+
+
+PROGRAM_OPTIONS = ("metrics", "recorders", "has_aux", "batches")
+LAYOUT_OPTIONS = tuple(f.name for f in dataclasses.fields(Layout))
+SCHEDULE_OPTIONS = tuple(f.name for f in dataclasses.fields(Schedule))
+RUN_OPTIONS = ("data", "opt_state", "tol", "checkpoint", "on_divergence", "progress", "desc", "key", "workdir",
+               "checkpoint_every", "fingerprint")
+
+
+def _dtype(x) -> str:
+    return str(getattr(x, "dtype", type(x).__name__))
+
+
+def _pick(options: dict, names) -> dict:
+    return {k: options.pop(k) for k in names if k in options}
+
+
 def _batch_sharding(batch: int, shard: bool):
     devices = jax.local_devices()
     k = max(d for d in range(1, len(devices) + 1) if batch % d == 0) if shard else 1
@@ -213,57 +212,6 @@ def _batch_size(tree, name: str, batch: int | None) -> int:
     if size == 0:
         raise ValueError(f"batched=True needs at least one batch member; {name} has a leading axis of size 0")
     return size
-
-
-def _dtype(x) -> str:
-    return str(getattr(x, "dtype", type(x).__name__))
-
-
-def describe(tree) -> dict:
-    """Structure, shapes, dtypes and SHA-256 of a pytree's values (the part of a fingerprint it gives)."""
-    leaves, treedef = jax.tree.flatten(tree)
-    digest = hashlib.sha256()
-    for leaf in leaves:
-        a = np.ascontiguousarray(host_array(leaf))
-        digest.update(f"{a.dtype}{a.shape}".encode())
-        digest.update(a.tobytes())
-    return {"structure": str(treedef), "leaves": [[list(np.shape(x)), _dtype(x)] for x in leaves],
-            "sha256": digest.hexdigest()}
-
-
-def fingerprint_diff(old: Mapping, new: Mapping, prefix: str = "") -> list[str]:
-    """Human-readable differences between two fingerprints (``[]`` when equal)."""
-    out = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
-        if a == b:
-            continue
-        name = f"{prefix}{key}"
-        if isinstance(a, Mapping) and isinstance(b, Mapping):
-            if prefix == "" and key in ("state", "data"):
-                part = "structure or shapes" if a.get("structure") != b.get("structure") or \
-                    a.get("leaves") != b.get("leaves") else "values"
-                out.append(f"the initial {key} ({part})" if key == "state" else f"the data ({part})")
-            else:
-                out += fingerprint_diff(a, b, f"{name}.")
-        else:
-            out.append(f"{name} {a!r} -> {b!r}")
-    return out
-
-
-def _is_trained(x) -> bool:
-    dtype = x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype
-    return jax.dtypes.issubdtype(dtype, np.inexact)
-
-
-def trainable_part(tree):
-    """``tree`` with ``None`` in place of every leaf that is not floating point (those are not trained)."""
-    return jax.tree.map(lambda x: x if _is_trained(x) else None, tree)
-
-
-def with_trainable(part, tree):
-    """``tree`` with its floating-point leaves taken from ``part`` (the inverse of ``trainable_part``)."""
-    return jax.tree.map(lambda p, x: x if p is None else p, part, tree, is_leaf=lambda v: v is None)
 
 
 def run_key_data(key, batch: int | None) -> jax.Array:
@@ -312,124 +260,74 @@ class _History:
 
 
 class Runner:
-    """A compiled GD program: ``loss_fn``, ``tx`` and what is recorded; run it with ``run(params, steps)``.
+    """A compiled GD program and its host driver; run it with ``run(params, steps)``.
 
-    ``loss_fn(params)``, or ``loss_fn(params, data)`` when runs pass ``data``; with ``has_aux=True`` it
-    returns ``(loss, {name: scalar})`` and those scalars are recorded per step too (sharing the loss's
-    forward pass, unlike ``metrics``: per-step scalars ``f(params, data)``, ``f(params)`` without data, at
-    the parameters before the step). ``recorders`` (see the module docstring) run every ``record_every``
-    steps. ``chunk_size`` steps per compiled call (rounded up to a multiple of ``record_every``).
-    ``batched``: a leading batch axis on params (and opt_state); ``data_batched``: on the data too (else
-    the data is shared by all members); ``shard``: split the batch over the local devices.
-    ``batches=Minibatches(batch_size)``: each step draws a minibatch of ``data[batches.train]`` on the
-    device (``lrjax.dynamics.minibatch``); then ``loss_fn(params, batch, key)`` and ``f(params, batch)``.
-    ``unroll=k``: each compiled call runs at most ``k`` steps as straight-line code, with no XLA while
-    loop (one host round trip per call): XLA:CPU runs convolutions inside a while loop about 8x slower
-    than outside one (measured for the CNN of ``lrjax.models``, jax 0.10.2), so CNNs on CPU want it.
-    ``members="loop"`` (with ``batched``): the batch members run one after another inside the same
-    compiled program instead of ``vmap``-ed (a CNN's vmapped convolutions over per-member kernels become
-    grouped convolutions, 4x slower on XLA:CPU than running the members in turn: measured).
-
-    Only the floating-point leaves of ``params`` are differentiated and updated (``opt_state`` is
-    ``tx.init`` of those); integer leaves (an nnx RNG count, a PRNG key) ride along unchanged.
+    ``Runner(loss_fn, tx, **options)``: ``loss_fn(params)``, or ``loss_fn(params, data)`` when runs pass
+    ``data`` (``loss_fn(params, batch, key)`` with minibatches); options are the fields of ``Program``
+    (``metrics``, ``recorders``, ``has_aux``, ``batches``), ``Layout`` and ``Schedule`` (module docstring).
+    ``Runner.of(program, layout, schedule)`` takes the groups as built values.
     """
 
-    def __init__(self, loss_fn: Callable, tx: optax.GradientTransformation, *,
-                 metrics: Mapping[str, Callable] | None = None, recorders: Mapping[str, Any] | None = None,
-                 record_every: int = 0, chunk_size: int = 100, has_aux: bool = False, batched: bool = False,
-                 data_batched: bool = False, shard: bool = True, batches: minibatch.Minibatches | None = None,
-                 unroll: int | None = None, members: str = "vmap"):
-        _check_int("chunk_size", chunk_size, 1)
-        if members not in ("vmap", "loop"):
-            raise ValueError(f"members must be 'vmap' or 'loop', got {members!r}")
-        if members == "loop" and not batched:
-            raise ValueError("members='loop' runs the members of a batch in turn: it needs batched=True")
-        self.members = members
-        if unroll is not None:
-            _check_int("unroll", unroll, 1)
-        self.unroll = unroll
-        if batches is not None and not isinstance(batches, minibatch.Minibatches):
-            raise TypeError(f"batches must be a dynamics.Minibatches, got {batches!r}")
-        self.batches = batches
-        self.recorders = tuple(sorted((recorders or {}).items()))
-        self.metrics = tuple(sorted((metrics or {}).items()))
-        if self.recorders:
-            _check_int("record_every (recorders need it)", record_every, 1)
-        self.loss_fn, self.tx, self.has_aux = loss_fn, tx, has_aux
-        self.batched, self.data_batched, self.shard = batched, data_batched, shard
-        self.record_every = record_every if self.recorders else chunk_size
-        self.chunk_size = math.ceil(chunk_size / self.record_every) * self.record_every
+    def __init__(self, loss_fn: Callable, tx: optax.GradientTransformation, **options):
+        options = dict(options)
+        program = Program(loss_fn, tx, **_pick(options, PROGRAM_OPTIONS))
+        layout, schedule = Layout(**_pick(options, LAYOUT_OPTIONS)), Schedule(**_pick(options, SCHEDULE_OPTIONS))
+        if options:
+            raise TypeError(f"Runner got unknown options {sorted(options)}; known: "
+                            f"{', '.join(PROGRAM_OPTIONS + LAYOUT_OPTIONS + SCHEDULE_OPTIONS)}")
+        self._setup(program, layout, schedule)
+
+    @classmethod
+    def of(cls, program: Program, layout: Layout = Layout(), schedule: Schedule = Schedule()) -> "Runner":
+        runner = cls.__new__(cls)
+        runner._setup(program, layout, schedule)
+        return runner
+
+    def _setup(self, program: Program, layout: Layout, schedule: Schedule) -> None:
+        if program.recorders:
+            _check_int("record_every (recorders need it)", schedule.record_every, 1)
+        record_every = schedule.record_every if program.recorders else schedule.chunk_size
+        self.program, self.layout = program, layout
+        self.schedule = Schedule(math.ceil(schedule.chunk_size / record_every) * record_every, record_every)
         self._executables: dict = {}
-        init = lambda p: init_trackers(self.recorders, p)  # noqa: E731
-        rec = lambda s, p, d: record(self.recorders, s, p, d)  # noqa: E731
-        if batched:
-            init, rec = jax.vmap(init), jax.vmap(rec, in_axes=(0, 0, 0 if data_batched else None))
+        init = lambda p: init_trackers(program.recorders, p)  # noqa: E731
+        rec = lambda s, p, d: record(program.recorders, s, p, d)  # noqa: E731
+        if layout.batched:
+            init, rec = jax.vmap(init), jax.vmap(rec, in_axes=(0, 0, 0 if layout.data_batched else None))
         self._init_trackers, self._record = jax.jit(init), jax.jit(rec)
 
-    # ---- the compiled segment --------------------------------------------------------------------------
+    # names the driver and its callers read
+    chunk_size = property(lambda self: self.schedule.chunk_size)
+    record_every = property(lambda self: self.schedule.record_every)
+    batched = property(lambda self: self.layout.batched)
+    recorders = property(lambda self: self.program.recorders)
+    batches = property(lambda self: self.program.batches)
+    tx = property(lambda self: self.program.tx)
+
+    def describe_program(self) -> dict:
+        """What a checkpoint's fingerprint records of the program and its layout (``resume.fingerprint``)."""
+        p, lay = self.program, self.layout
+        return {"chunk_size": self.chunk_size, "record_every": self.record_every,
+                "recorders": [k for k, _ in p.recorders], "metrics": [k for k, _ in p.metrics],
+                "has_aux": p.has_aux, "batched": lay.batched, "data_batched": lay.data_batched,
+                "batches": repr(p.batches), "unroll": lay.unroll, "members": lay.members}
+
+    # ---- compiling -------------------------------------------------------------------------------------
 
     def _segment(self, n_blocks: int, block_len: int, recording: bool, has_data: bool, n: int | None) -> Callable:
-        """``(state, data, start) -> (state, scalars, records)`` for ``n_blocks * block_len`` steps from step
-        ``start``, recording at the start of each block when ``recording``; ``state = {"params",
-        "opt_state", "trackers"}`` (plus ``"key"``, a run key per member, with minibatches of ``n`` examples).
-        Only the floating-point leaves of the parameters are differentiated and updated."""
-        loss_fn, tx, has_aux, metric_fns, mb = self.loss_fn, self.tx, self.has_aux, dict(self.metrics), self.batches
-
-        def objective(p, data, t, order, keys):
-            """``(loss, aux)``, the batch, and the per-step metrics' inputs."""
-            if mb is None:
-                args = (data,) if has_data else ()
-                return args, args
-            batch = minibatch.take_batch(mb, data[mb.train], order, t, n)
-            return (batch, jax.random.fold_in(keys[1], t)), (batch,)
-
-        def step(carry, data, keys):
-            p, s, t, order = carry
-            if mb is not None:
-                order = minibatch.order_at(mb, keys[0], order, t, n)
-            loss_args, metric_args = objective(p, data, t, order, keys)
-            trained = trainable_part(p)
-            value, grads = jax.value_and_grad(lambda q: loss_fn(with_trainable(q, p), *loss_args),
-                                              has_aux=has_aux)(trained)
-            value, aux = value if has_aux else (value, {})
-            scal = {"loss": value, **aux, **{k: f(p, *metric_args) for k, f in metric_fns.items()}}
-            updates, s = tx.update(grads, s, trained)
-            return (with_trainable(optax.apply_updates(trained, updates), p), s, t + 1, order), scal
-
-        def block(carry, data, keys):
-            state, t, order = carry
-            trackers, values = state["trackers"], {}
-            if recording:
-                trackers, values = record(self.recorders, trackers, state["params"], data)
-            (params, opt_state, t, order), scal = jax.lax.scan(
-                lambda c, _: step(c, data, keys), (state["params"], state["opt_state"], t, order), None,
-                length=block_len, unroll=bool(self.unroll))
-            return ({**state, "params": params, "opt_state": opt_state, "trackers": trackers}, t, order), (scal, values)
-
-        def segment(state, data, start):
-            keys, order = (), ()
-            if mb is not None:
-                keys = minibatch.run_keys(state["key"])
-                order = minibatch.epoch_order(keys[0], start // mb.steps_per_epoch(n), n)
-            carry = (state, start, order)
-            if n_blocks == 1:  # no outer loop: a nested scan copies the carry every step (measurably slower)
-                carry, (scal, rec) = block(carry, data, keys)
-                rec = jax.tree.map(lambda x: x[None], rec)
-            else:
-                carry, (scal, rec) = jax.lax.scan(lambda c, _: block(c, data, keys), carry, None, length=n_blocks)
-                scal = jax.tree.map(lambda x: x.reshape((n_blocks * block_len,) + x.shape[2:]), scal)
-            return carry[0], scal, rec
-
-        if self.batched and self.members == "loop":
+        """The program's segment (``Program.segment``), over the batch as the layout says."""
+        lay = self.layout
+        segment = self.program.segment(n_blocks, block_len, recording, has_data, n, unroll=bool(lay.unroll))
+        if lay.batched and lay.members == "loop":
             one = segment
 
             def segment(state, data, start):
                 size = jax.tree.leaves(state["params"])[0].shape[0]
                 pick = lambda tree, i: jax.tree.map(lambda a: a[i], tree)  # noqa: E731
-                outs = [one(pick(state, i), pick(data, i) if self.data_batched else data, start) for i in range(size)]
+                outs = [one(pick(state, i), pick(data, i) if lay.data_batched else data, start) for i in range(size)]
                 return jax.tree.map(lambda *xs: jax.numpy.stack(xs), *outs)
-        elif self.batched:
-            segment = jax.vmap(segment, in_axes=(0, 0 if self.data_batched else None, None))
+        elif lay.batched:
+            segment = jax.vmap(segment, in_axes=(0, 0 if lay.data_batched else None, None))
         return segment
 
     def _executable(self, segment: tuple[int, int, bool], state, data):
@@ -439,7 +337,7 @@ class Runner:
         if key in self._executables:
             return self._executables[key], 0.0
         t0 = time.perf_counter()
-        n = self.batches.examples(data, self.batched and self.data_batched) if self.batches is not None else None
+        n = self.batches.examples(data, self.batched and self.layout.data_batched) if self.batches is not None else None
         fn = jax.jit(self._segment(*segment, has_data=data is not None, n=n))
         compiled = fn.lower(state, data, np.int32(0)).compile()
         self._executables[key] = compiled
@@ -450,64 +348,29 @@ class Runner:
     def _prepare(self, params, opt_state, data, key=0):
         """Initial state on the devices (with a run key per member for minibatches), the data there too,
         and the function that places a state like it."""
-        batch = _batch_size(params, "params", None) if self.batched else None
+        lay = self.layout
+        batch = _batch_size(params, "params", None) if lay.batched else None
         if opt_state is None:
             init = lambda p: self.tx.init(trainable_part(p))  # noqa: E731
-            opt_state = jax.vmap(init)(params) if self.batched else init(params)
+            opt_state = jax.vmap(init)(params) if lay.batched else init(params)
         sharding = None
-        if self.batched:
+        if lay.batched:
             _batch_size(opt_state, "opt_state", batch)
-            if data is not None and self.data_batched:
+            if data is not None and lay.data_batched:
                 _batch_size(data, "data", batch)
-            sharding = _batch_sharding(batch, self.shard)
+            sharding = _batch_sharding(batch, lay.shard)
         put = (lambda t: jax.device_put(t, sharding)) if sharding is not None else jax.device_put
         state = {"params": params, "opt_state": opt_state, "trackers": self._init_trackers(params)}
         if self.batches is not None:
             if data is None:
                 raise ValueError("minibatch runs need data (the training set under "
                                  f"{self.batches.train!r})")
-            self.batches.examples(data, self.batched and self.data_batched)
+            self.batches.examples(data, lay.batched and lay.data_batched)
             state["key"] = run_key_data(key, batch)
         state = put(state)
         if data is not None:
-            data = put(data) if self.data_batched else jax.device_put(data)
+            data = put(data) if lay.data_batched else jax.device_put(data)
         return state, data, put
-
-    def _fingerprint(self, state, data, extra: Mapping | None) -> dict:
-        return {"state": describe(state), "data": describe(data) if data is not None else None,
-                "chunk_size": self.chunk_size, "record_every": self.record_every,
-                "recorders": [k for k, _ in self.recorders], "metrics": [k for k, _ in self.metrics],
-                "has_aux": self.has_aux, "batched": self.batched, "data_batched": self.data_batched,
-                "batches": repr(self.batches), "unroll": self.unroll, "members": self.members,
-                "user": to_jsonable(dict(extra or {}))}
-
-    def _restore(self, ckpt: Checkpointer, state, data, steps: int, extra):
-        """``(start, state, saved trajectory)`` from the newest intact checkpoint of the same run, or
-        ``(0, state, {})`` when there is none; ``ResumeError`` when the checkpoints are another run's."""
-        path = ckpt.directory / "fingerprint.json"
-        mine = json.loads(json.dumps(self._fingerprint(state, data, extra)))
-        if not ckpt.all_steps():
-            write_json(path, mine)
-            return 0, state, {}
-        if not path.is_file():
-            raise ResumeError(f"{ckpt.directory} holds checkpoints without a fingerprint: cannot tell whether they "
-                              "belong to this run; use another work directory or delete that one")
-        try:
-            stored = json.loads(path.read_text())
-        except ValueError:
-            stored = None
-        if not isinstance(stored, dict):
-            raise ResumeError(f"{path} is unreadable: cannot tell whether the checkpoints beside it belong to this "
-                              "run; use another work directory or delete that one")
-        diff = fingerprint_diff(stored, mine)
-        if diff:
-            raise ResumeError(f"{ckpt.directory} holds checkpoints of a different run ({'; '.join(diff)}); use "
-                              "another work directory, or delete that one to start over")
-        start, host_state, saved = ckpt.restore(state)
-        if start > steps:
-            raise ResumeError(f"the checkpoint in {ckpt.directory} is at step {start}, past steps={steps}: ask for "
-                              f"at least {start} steps, or use another work directory")
-        return start, host_state, saved
 
     def _divergence(self, loss, history: _History, done: int, state, ckpt) -> DivergenceError:
         """The error for a chunk whose ``loss`` (``(n,)`` or ``(batch, n)``) went non-finite."""
@@ -536,7 +399,7 @@ class Runner:
     def plan(self, start: int, steps: int) -> list[tuple[int, int, bool]]:
         """The compiled calls (``(n_blocks, block_len, record)``) that run steps ``start .. steps``."""
         plan = plan_segments(start, steps, self.chunk_size, self.record_every)
-        return split_for_unroll(plan, self.unroll) if self.unroll else plan
+        return split_for_unroll(plan, self.layout.unroll) if self.layout.unroll else plan
 
     def compile(self, params, steps: int, *, data=None, opt_state=None) -> float:
         """Compile every program a run of ``steps`` steps from step 0 uses; returns the seconds it took."""
@@ -546,38 +409,37 @@ class Runner:
                    for seg in set(self.plan(0, steps)))
 
     def run(self, params, steps: int, *, data=None, opt_state=None, tol: float | None = None,
-            workdir: str | os.PathLike | None = None, checkpoint_every: int = 10, on_divergence: str = "raise",
-            progress: bool | None = None, desc: str = "gd", fingerprint: Mapping[str, Any] | None = None,
-            key: int | jax.Array = 0) -> Result:
+            checkpoint: Checkpointing | None = None, on_divergence: str = "raise", progress: bool | None = None,
+            desc: str = "gd", key: int | jax.Array = 0, **legacy) -> Result:
         """Run ``steps`` steps from ``params`` (and ``opt_state``, default ``tx.init(params)``).
 
         ``tol``: stop after the chunk in which every member's loss reached ``<= tol`` (members that
-        diverged no longer count). ``workdir``: checkpoint every ``checkpoint_every`` chunks (0: only at
-        the end) under ``workdir/checkpoints`` and resume from there (module docstring); ``fingerprint``:
-        extra JSON-able values that identify the run (e.g. ``{"eta": 0.1}``). ``on_divergence``:
-        ``"raise"`` a ``DivergenceError`` at the first non-finite loss, or ``"continue"`` (sweeps that
-        expect some members to blow up). ``key``: the run key of minibatch runs (an int seed or a PRNG
-        key; batched runs split it into one per member, or take a ``(batch,)`` array of keys).
+        diverged no longer count). ``checkpoint``: a ``Checkpointing`` (checkpoint there and resume from
+        there: ``resume``); the older spelling ``workdir=, checkpoint_every=, fingerprint=`` builds one.
+        ``on_divergence``: ``"raise"`` a ``DivergenceError`` at the first non-finite loss, or ``"continue"``
+        (sweeps that expect some members to blow up). ``key``: the run key of minibatch runs (an int seed or
+        a PRNG key; batched runs split it into one per member, or take a ``(batch,)`` array of keys).
         """
+        checkpoint = _checkpointing(checkpoint, legacy)
         _check_int("steps", steps, 1)
-        _check_int("checkpoint_every", checkpoint_every, 0)
         if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol)):
             raise ValueError(f"tol must be a finite number or None, got {tol!r}")
         if on_divergence not in ("raise", "continue"):
             raise ValueError(f"on_divergence must be 'raise' or 'continue', got {on_divergence!r}")
         state, data, put = self._prepare(params, opt_state, data, key)
-        ckpt = Checkpointer(Path(workdir) / "checkpoints", lock=True) if workdir is not None else None
+        ckpt = checkpoint.open() if checkpoint is not None else None
         try:
-            return self._run(state, data, put, steps, tol, ckpt, checkpoint_every, on_divergence, progress, desc,
-                             fingerprint)
+            return self._run(state, data, put, steps, tol, ckpt, checkpoint, on_divergence, progress, desc)
         finally:
             if ckpt is not None:
                 ckpt.close()
 
-    def _run(self, state, data, put, steps, tol, ckpt, checkpoint_every, on_divergence, progress, desc, extra):
+    def _run(self, state, data, put, steps, tol, ckpt, checkpoint, on_divergence, progress, desc):
         start, saved = 0, {}
+        checkpoint_every = checkpoint.every if checkpoint is not None else 0
         if ckpt is not None:
-            start, state, saved = self._restore(ckpt, state, data, steps, extra)
+            mine = fingerprint(state, data, self.describe_program(), checkpoint.identity)
+            start, state, saved = restore(ckpt, state, mine, steps)
             state = put(state)
         axis = 1 if self.batched else 0
         history = _History(axis, saved)
@@ -650,27 +512,30 @@ class Runner:
                       start if start else None, compile_time, bool(diverged) if not self.batched else diverged)
 
 
-def run(loss_fn: Callable, params, tx: optax.GradientTransformation, steps: int, *, data=None,
-        opt_state=None, chunk_size: int = 100, record_every: int = 0,
-        recorders: Mapping[str, Any] | None = None, metrics: Mapping[str, Callable] | None = None,
-        tol: float | None = None, batched: bool = False, data_batched: bool = False, shard: bool = True,
-        workdir: str | os.PathLike | None = None, checkpoint_every: int = 10,
-        on_divergence: str = "raise", progress: bool | None = None, desc: str = "gd",
-        has_aux: bool = False, fingerprint: Mapping[str, Any] | None = None,
-        batches: minibatch.Minibatches | None = None, key: int | jax.Array = 0, unroll: int | None = None,
-        members: str = "vmap") -> Result:
-    """One run: ``Runner(loss_fn, tx, <program options>).run(params, steps, <run options>)``.
+def _checkpointing(checkpoint: Checkpointing | None, legacy: dict) -> Checkpointing | None:
+    """``checkpoint``, or one built from the older ``workdir``/``checkpoint_every``/``fingerprint`` options."""
+    unknown = set(legacy) - {"workdir", "checkpoint_every", "fingerprint"}
+    if unknown:
+        raise TypeError(f"run got unknown options {sorted(unknown)}")
+    every = legacy.get("checkpoint_every", 10)
+    _check_int("checkpoint_every", every, 0)
+    if legacy.get("workdir") is None:
+        return checkpoint  # (a fingerprint without a work directory names nothing to resume)
+    if checkpoint is not None:
+        raise TypeError("pass either checkpoint=Checkpointing(...) or workdir=..., not both")
+    return Checkpointing(legacy["workdir"], every, dict(legacy.get("fingerprint") or {}))
 
-    Program options (what is compiled): ``metrics``, ``recorders``, ``record_every``, ``chunk_size``,
-    ``has_aux``, ``batched``, ``data_batched``, ``shard``, ``batches``, ``unroll``, ``members`` (see
-    ``Runner``). Run options:
-    ``data``, ``opt_state``, ``tol``, ``workdir``, ``checkpoint_every``, ``on_divergence``, ``progress``,
-    ``desc``, ``fingerprint``, ``key`` (see ``Runner.run``). Build a ``Runner`` yourself to run one program several times
-    without compiling it again.
+
+def run(loss_fn: Callable, params, tx: optax.GradientTransformation, steps: int, **options) -> Result:
+    """One run: ``Runner(loss_fn, tx, <program, layout, schedule options>).run(params, steps, <run options>)``.
+
+    Program options ``metrics``, ``recorders``, ``has_aux``, ``batches``; layout options ``batched``,
+    ``data_batched``, ``shard``, ``members``, ``unroll``; schedule options ``chunk_size``,
+    ``record_every`` (see ``Program``, ``Layout``, ``Schedule``). Run options: ``data``, ``opt_state``,
+    ``tol``, ``checkpoint`` (or ``workdir``, ``checkpoint_every``, ``fingerprint``), ``on_divergence``,
+    ``progress``, ``desc``, ``key`` (see ``Runner.run``). Build a ``Runner`` yourself to run one program
+    several times without compiling it again.
     """
-    runner = Runner(loss_fn, tx, metrics=metrics, recorders=recorders, record_every=record_every,
-                    chunk_size=chunk_size, has_aux=has_aux, batched=batched, data_batched=data_batched, shard=shard,
-                    batches=batches, unroll=unroll, members=members)
-    return runner.run(params, steps, data=data, opt_state=opt_state, tol=tol, workdir=workdir,
-                      checkpoint_every=checkpoint_every, on_divergence=on_divergence, progress=progress, desc=desc,
-                      fingerprint=fingerprint, key=key)
+    options = dict(options)
+    run_options = _pick(options, RUN_OPTIONS)
+    return Runner(loss_fn, tx, **options).run(params, steps, **run_options)

@@ -4,7 +4,7 @@
 
 A config is a python file with ``get_config(variant) -> ml_collections.ConfigDict`` whose ``experiment``
 key names a module ``experiments/<experiment>.py`` of lrjax's repository, which declares ``SCHEMA``
-(``lrjax.harness.schema``) and ``run(config, workdir) -> metrics``. ``lrjax run``:
+(``lrjax.harness.schema``) and ``run(config, ctx) -> metrics`` (``ctx``: a ``context.RunContext``). ``lrjax run``:
 
 1. loads the config, imports the ``--import`` modules (which may register parameterization families),
    applies the ``--set`` overrides and validates the result against the experiment's schema; checks that
@@ -37,7 +37,8 @@ from pathlib import Path
 import ml_collections
 
 from lrjax.dynamics import CheckpointError, DivergenceError, ResumeError, distributed
-from lrjax.harness.process import setup_process
+from lrjax.harness.context import RunContext
+from lrjax.harness.process import precision, setup_process
 from lrjax.harness.schema import ConfigError
 from lrjax.harness.workdir import claim_workdir, default_workdir
 from lrjax.io.files import DirectoryBusyError, first_line, to_jsonable, write_json, write_text
@@ -172,7 +173,7 @@ def experiment_module(name: str):
         raise ConfigError(f"config names experiment {name!r}, which is not in {package}; known: {', '.join(known)}")
     module = importlib.import_module(f"experiments.{name}")
     if not hasattr(module, "SCHEMA") or not hasattr(module, "run"):
-        raise ConfigError(f"experiments/{name}.py must define SCHEMA (lrjax.harness.schema.Schema) and run(config, workdir)")
+        raise ConfigError(f"experiments/{name}.py must define SCHEMA (lrjax.harness.schema.Schema) and run(config, ctx)")
     return module
 
 
@@ -195,6 +196,20 @@ def resolve_processes(module, name: str, coordinator, num_processes, process_id)
     return joined
 
 
+def run_context(module, config, workdir: Path, writes: bool = True) -> RunContext:
+    """The experiment's run context (``context``): its identity from the schema, its dtype from the config's
+    ``dtype`` key or the module's ``DTYPE`` (default float32), the config's ``checkpoint_every``."""
+    dtype = config.get("dtype", getattr(module, "DTYPE", "float32"))
+    return RunContext(Path(workdir), module.SCHEMA.fixed(config), dtype, config.get("checkpoint_every", 10), writes)
+
+
+def run_experiment(module, config, workdir: Path, writes: bool = True) -> dict:
+    """``module.run(config, ctx)`` under the run's precision; returns its metrics."""
+    ctx = run_context(module, config, workdir, writes)
+    with precision(ctx.dtype_name):
+        return dict(module.run(config, ctx))
+
+
 def run_config(spec: str, overrides: list[str] = (), workdir: str | None = None, quiet: bool = False,
                imports: list[str] = (), fresh: bool = False, coordinator: str | None = None,
                num_processes: int | None = None, process_id: int | None = None) -> dict:
@@ -214,7 +229,7 @@ def run_config(spec: str, overrides: list[str] = (), workdir: str | None = None,
             if not distributed.agree(True):  # process 0's verdict on its work directory
                 raise ConfigError("process 0 refused the run (its output says why); nothing was run")
             with tempfile.TemporaryDirectory(prefix="lrjax-process-") as scratch:
-                return dict(module.run(config, Path(scratch)))
+                return run_experiment(module, config, Path(scratch), writes=False)
     try:
         out = Path(workdir) if workdir else default_workdir(config.experiment)
         lock, allowed = claim_workdir(out, config.to_dict(), module.SCHEMA, fresh)
@@ -236,7 +251,7 @@ def run_config(spec: str, overrides: list[str] = (), workdir: str | None = None,
         write_json(record, config.to_dict())
         t0 = time.perf_counter()
         try:
-            metrics = dict(module.run(config, out))
+            metrics = run_experiment(module, config, out)
         except BaseException:  # a run that did not complete leaves the stored run described as it was
             if previous is None:
                 if not (out / "checkpoints").exists():

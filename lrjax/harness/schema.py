@@ -303,7 +303,7 @@ class Schema:
 
     def fixed(self, config) -> dict:
         """The keys that change the trajectory (resume policy ``"same"``) and their values: a run
-        fingerprint for ``dynamics.run(..., fingerprint=...)``."""
+        identity: the run context hands it to every checkpoint (``RunContext.checkpoints``)."""
         return {k: config[k] for k, f in self.fields.items() if f.resume == "same"}
 
     def resume_changes(self, old: Mapping, new: Mapping) -> tuple[list[str], list[str]]:

@@ -13,7 +13,6 @@ matricized). ``data = {"train": {"x", "y"}, "test": {"x", "y"}}``.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -138,7 +137,7 @@ class Training:
 
 def train(model, rules, data: dict, *, optimizer_name: str = "adam", lr: float = 1e-3, batch_size: int = 128,
           steps: int = 1000, seeds: int = 1, eval_every: int = 100, seed: int = 0, loss: str = "cross_entropy",
-          workdir=None, checkpoint_every: int = 10, fingerprint=None, desc: str = "train",
+          checkpoint: dynamics.Checkpointing | None = None, desc: str = "train",
           unroll: int | None | str = "auto", spectra: bool = True) -> Training:
     """Train ``seeds`` copies of ``model`` (a Flax linen module) bound by ``rules`` (module docstring).
     ``spectra``: record the update spectra of the kernels every ``eval_every`` steps.
@@ -181,8 +180,9 @@ def train(model, rules, data: dict, *, optimizer_name: str = "adam", lr: float =
     res = dynamics.run(objective, bounds, tx, steps, data=data, batches=dynamics.Minibatches(batch_size),
                        batched=True, key=jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys), record_every=eval_every,
                        chunk_size=eval_every * max(1, 500 // eval_every), recorders=recorders,
-                       workdir=None if workdir is None else Path(workdir), checkpoint_every=checkpoint_every,
-                       fingerprint={"parameterization": repr(weights), **(fingerprint or {})}, desc=desc, unroll=unroll, members=members)
+                       checkpoint=None if checkpoint is None else dataclasses.replace(
+                           checkpoint, identity={"parameterization": repr(weights), **checkpoint.identity}),
+                       desc=desc, unroll=unroll, members=members)
     spectra = {k.split("/", 1)[1]: v for k, v in res.records.items() if k.startswith("update_sv/")}
     return Training(res, res.records["step"], res.records["test/accuracy"], res.records["test/loss"], spectra,
                     res.params, one, weights)

@@ -17,8 +17,6 @@ wall-time axis is ``step * ms_per_step`` (every chunk runs the same compiled pro
 from __future__ import annotations
 
 import dataclasses
-import pathlib
-import re
 import time
 from typing import Any
 
@@ -117,28 +115,23 @@ def fit(method: Method, task: RecoveryTask, eta: float, steps: int, **options) -
 
 def train(label: str, num_params: int, theta, roles, outer_lr_scale: float, loss, test_error, data, eta: float,
           steps: int, *, tol: float | None = None, chunk_size: int = 100, record_every: int = 100, recorders=None,
-          batched: bool = False, progress: bool | None = None, workdir=None, checkpoint_every: int = 10,
-          fingerprint=None) -> Fit:
+          batched: bool = False, progress: bool | None = None,
+          checkpoint: dynamics.Checkpointing | None = None) -> Fit:
     """Plain GD at rate ``eta`` (leaves with role ``outer`` at ``outer_lr_scale * eta``) on ``loss(theta,
     data)`` through the compiled runner; ``test_error(theta, data)`` recorded every ``record_every`` steps.
-    With ``workdir`` the run checkpoints there and a re-run resumes (``ms_per_step`` then times the steps
-    run in this process only); ``fingerprint``: more values that identify the run (e.g. the config's)."""
+    With ``checkpoint`` the run checkpoints there and a re-run resumes (``ms_per_step`` then times the steps
+    run in this process only); the method's label, ``eta`` and ``outer_lr_scale`` join its identity."""
     tx = optimizer(optax.sgd(eta), roles, outer_lr_scale=outer_lr_scale)
     recorders = {"test_error": dynamics.with_data(test_error), **(recorders or {})}
     runner = dynamics.Runner(loss, tx, chunk_size=chunk_size, record_every=record_every, recorders=recorders,
                              batched=batched)
-    res = runner.run(theta, steps, data=data, tol=tol, progress=progress, desc=label,
-                     workdir=workdir, checkpoint_every=checkpoint_every,
-                     fingerprint={"method": label, "eta": eta, "outer_lr_scale": outer_lr_scale,
-                                  **(fingerprint or {})})
+    if checkpoint is not None:
+        checkpoint = dataclasses.replace(checkpoint, identity={"method": label, "eta": eta,
+                                                               "outer_lr_scale": outer_lr_scale, **checkpoint.identity})
+    res = runner.run(theta, steps, data=data, tol=tol, progress=progress, desc=label, checkpoint=checkpoint)
     ran = res.steps_run
     return Fit(label, num_params, res.steps, 1e3 * res.wall_time / ran if ran > 0 else float("nan"),
                res.scalars["loss"], res.records["step"], res.records["test_error"], res.records, res.steps_to_tol)
-
-
-def checkpoint_dir(workdir, label: str):
-    """``workdir/checkpoints/<label as a file name>``: where ``fit`` keeps one method's checkpoints."""
-    return pathlib.Path(workdir) / "checkpoints" / re.sub(r"[^A-Za-z0-9.=_-]+", "_", label)
 
 
 def first_step_below(curve: np.ndarray, level: float) -> int:

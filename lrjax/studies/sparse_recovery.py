@@ -25,7 +25,6 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from lrjax import param
 from lrjax.param import OUTER, TRAINABLE
@@ -157,7 +156,7 @@ def make_method(name: str, task: SparseCompletion, data, *, depth: int, eps: flo
 
 def fit(method: SparseMethod, data, eta: float, steps: int, evaluation: str = "gather", **options) -> matrix_recovery.Fit:
     """Plain GD on ``sparse_completion.losses(evaluation)``'s loss with its recovery error recorded
-    (``matrix_recovery.train``'s ``options``: tol, chunk_size, record_every, workdir, ...)."""
+    (``matrix_recovery.train``'s ``options``: tol, chunk_size, record_every, checkpoint, ...)."""
     loss, recovery_error = sparse_completion.losses(evaluation)
     return matrix_recovery.train(method.label, method.num_params, method.theta, method.roles(), method.outer_lr_scale,
                           loss, recovery_error, data, eta, steps, **options)
