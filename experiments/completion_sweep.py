@@ -35,7 +35,7 @@ from lrjax.dynamics import distributed
 from lrjax.harness.figures import pyplot, save_figure
 from lrjax.harness.process import DTYPES
 from lrjax.harness.schema import Choice, Float, Int, Rule, Schema, Seq
-from lrjax.studies import matrix_recovery, sparse_recovery
+from lrjax.studies import recipe, sparse_recovery
 from lrjax.tasks import sparse_completion
 
 SPANS_PROCESSES = True   # lrjax run accepts --coordinator for this experiment
@@ -107,7 +107,7 @@ def run(config, ctx) -> dict:
         ctx.save_arrays(step=steps, loss=loss, recovery_error=error, seed=seeds, eps=eps)
         plot(steps, error, seeds, eps, config, task, ctx.figure("recovery_error"))
     reached = {f"steps_to_error_{name}": [int(steps[i]) if i >= 0 else None
-                                          for i in matrix_recovery.first_step_below(error, level)]
+                                          for i in recipe.first_step_below(error, level)]
                for name, level in sparse_recovery.ERROR_LEVELS.items()}
     return {"members": [[int(s), float(e)] for s, e in zip(seeds, eps)], "recovery_error": error[:, -1].tolist(),
             "recovery_error_initial": error[:, 0].tolist(),

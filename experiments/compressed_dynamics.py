@@ -60,7 +60,7 @@ def run(config, ctx) -> dict:
         def entries(theta, p=m.param):
             return p.materialize(theta).ravel()[idx]
         fits.append(matrix_recovery.fit(m, task, config.eta, config.steps, tol=config.tol, chunk_size=config.chunk_size,
-                                 record_every=config.record_every, recorders={"w": entries},
+                                 record_every=config.record_every, records={"w": entries},
                                  checkpoint=ctx.checkpoints(m.label)))
     authors_ms = None
     originals = [m for m in methods if m.label == "original"]
@@ -68,14 +68,14 @@ def run(config, ctx) -> dict:
         authors_ms = matrix_recovery.authors_pattern_ms(originals[0], task, config.eta, config.authors_steps)
 
     base = fits[0]
-    reach = max(float(base.test_error[-1]), config.reach)
+    reach = max(float(base.evaluation[-1]), config.reach)
     per_method = {}
-    base_final = float(base.test_error[-1])
+    base_final = float(base.evaluation[-1])
     for f in fits:
         row = {"num_params": f.num_params, "steps": f.steps, "ms_per_step": f.ms_per_step,
-               "final_loss": float(f.loss[-1]), "final_test_error": float(f.test_error[-1])}
+               "final_loss": float(f.loss[-1]), "final_test_error": float(f.evaluation[-1])}
         for name, level in (("reach", reach), ("first_final", base_final)):  # first_final: the reference's final error
-            hit = int(f.steps_to_error(level))
+            hit = int(f.steps_to(level))
             row[f"steps_to_{name}"] = hit
             row[f"time_to_{name}_s"] = hit * f.ms_per_step / 1e3 if hit >= 0 else None
         per_method[f.label] = row
@@ -89,8 +89,8 @@ def run(config, ctx) -> dict:
     extent = np.ptp(proj[base.label], axis=0).max()
     gaps = {f.label: analysis.path_distance(proj[f.label], proj[base.label]) / extent for f in fits[1:]}
     ctx.save_arrays(labels=np.array([f.label for f in fits]),
-             **{f"loss/{f.label}": f.loss for f in fits}, **{f"test_error/{f.label}": f.test_error for f in fits},
-             **{f"test_step/{f.label}": f.test_step for f in fits},
+             **{f"loss/{f.label}": f.loss for f in fits}, **{f"test_error/{f.label}": f.evaluation for f in fits},
+             **{f"test_step/{f.label}": f.step for f in fits},
              **{f"pca/{f.label}": proj[f.label] for f in fits})
     plot_curves(fits, config, reach, ctx.figure("error_vs_iterations_and_time"))
     plot_pca(fits, proj, ratio, ctx.figure("trajectory_pca"))
@@ -106,7 +106,7 @@ def plot_curves(fits, config, reach, path):
     for f in fits:
         steps = np.arange(len(f.loss))
         for ax, scale in zip(axes, (1.0, f.ms_per_step / 1e3)):
-            line, = ax.plot(f.test_step * scale, f.test_error, lw=1.5, label=f"{f.label} ({f.num_params:,} params)")
+            line, = ax.plot(f.step * scale, f.evaluation, lw=1.5, label=f"{f.label} ({f.num_params:,} params)")
             ax.plot(steps * scale, f.loss, lw=0.8, ls="--", color=line.get_color())
     for ax, xl in zip(axes, ("GD iteration", "wall time (s, compile excluded)")):
         ax.axhline(reach, color="k", ls=":", lw=0.8)

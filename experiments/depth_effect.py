@@ -35,7 +35,7 @@ def run(config, ctx) -> dict:
             m = matrix_recovery.batched(keys, lambda k, w=w, depth=depth: matrix_recovery.narrow(task, depth, config.eps, k, w))
             f = matrix_recovery.fit(m, task, eta, config.steps, chunk_size=config.chunk_size, batched=True,
                              checkpoint=ctx.checkpoints(f"L{depth} {m.label}"))
-            err = f.test_error[:, -1]
+            err = f.evaluation[:, -1]
             rows.append({"depth": depth, "width": w, "eta": eta, "test_error_median": float(np.median(err)),
                          "test_error": err.tolist(), "train_loss_median": float(np.median(f.loss[:, -1]))})
     plot(config, rows, ctx.figure("depth_effect"))

@@ -35,13 +35,13 @@ def run(config, ctx) -> dict:
                               batch_size=config.batch_size, steps=config.steps, seeds=config.seeds,
                               eval_every=config.eval_every, seed=config.seed,
                               checkpoint=ctx.checkpoints(f"L{depth}", depth=depth), desc=f"L={depth}")
-        final = tr.test_accuracy[:, -1]
+        final = tr.evaluation[:, -1]
         ranks = {name: float(np.median(jax.vmap(lambda w: analysis.effective_rank(analysis.singular_values(w)))(w)))
-                 for name, w in tr.final_kernels.items()}
+                 for name, w in classification.final_kernels(tr).items()}
         rows[str(depth)] = {"test_accuracy": final.tolist(), "test_accuracy_median": float(np.median(final)),
                             "test_accuracy_min": float(final.min()), "test_accuracy_max": float(final.max()),
                             "effective_rank_of_collapsed_kernels": ranks}
-        curves[depth] = (tr.step, tr.test_accuracy)
+        curves[depth] = (tr.step, tr.evaluation)
     plot(rows, curves, config, ctx.figure("accuracy_vs_depth"))
     best = max(rows, key=lambda d: rows[d]["test_accuracy_median"])
     return {"depths": rows, "best_depth": int(best),

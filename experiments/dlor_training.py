@@ -62,13 +62,13 @@ def run(config, ctx) -> dict:
     for name, net in architectures(config).items():
         tr = regression.train(net, data, config.epochs, seeds=config.seeds, lr=config.lr, key=config.seed + 1,
                               record_every=config.record_every, desc=name)
-        epochs = tr.epochs_to(config.threshold)
+        epochs = tr.steps_to(config.threshold, "loss")
         row = {"num_params": net.num_params(), "epochs_to_threshold": epochs.tolist(),
                "success_rate": float(np.mean(epochs >= 0)),
                "median_epochs_to_threshold": float(np.median(epochs[epochs >= 0])) if (epochs >= 0).any() else None,
-               "final_test_mse_median": float(np.median(tr.test_error[:, -1])), "seconds": tr.seconds}
+               "final_test_mse_median": float(np.median(tr.evaluation[:, -1])), "seconds": tr.seconds}
         for level in config.extra_thresholds:  # a stricter level separates architectures that all reach 1e-3
-            ep = tr.epochs_to(level)
+            ep = tr.steps_to(level, "loss")
             row[f"success_rate_at_{level:g}"] = float(np.mean(ep >= 0))
             row[f"median_epochs_to_{level:g}"] = float(np.median(ep[ep >= 0])) if (ep >= 0).any() else None
         for b in config.budgets:
@@ -88,7 +88,7 @@ def plot(config, results, curves, path):
         med = np.median(tr.loss, axis=0)
         line, = axes[0].loglog(np.arange(1, len(med) + 1), med, label=f"{name} ({results[name]['num_params']} params)")
         axes[0].fill_between(np.arange(1, len(med) + 1), tr.loss.min(0), tr.loss.max(0), color=line.get_color(), alpha=0.15)
-        axes[3].semilogy(tr.test_step, np.median(tr.test_error, axis=0), color=line.get_color(), label=name)
+        axes[3].semilogy(tr.step, np.median(tr.evaluation, axis=0), color=line.get_color(), label=name)
     axes[0].axhline(config.threshold, color="k", ls=":", lw=0.8)
     for b in config.budgets:
         axes[0].axvline(b, color="gray", ls="--", lw=0.6)

@@ -44,7 +44,6 @@ import optax
 from flax import linen as nn
 
 from lrjax import analysis, binding, dynamics, tasks
-from lrjax.binding.optim import optimizer
 from lrjax.data import text
 from lrjax.harness.figures import pyplot, save_figure
 from lrjax.harness.process import peak_memory_mb
@@ -52,8 +51,9 @@ from lrjax.harness.schema import Bool, Choice, Float, Int, Rule, Schema, Str
 from lrjax.io import peft
 from lrjax.models import bert
 from lrjax.param import Adapter
+from lrjax.studies import classification, recipe
 
-RANK_RTOL = 1e-3
+RANK_RTOL = classification.RANK_RTOL   # numerical rank: singular values above this fraction of the largest
 ALIGN_K = 8        # the top-k singular subspace whose early alignment with the final one is tracked
 DEFAULT_LR = {"lora": 5e-4, "deep_lora": 1e-4}   # the authors' few-shot learning rates (depth 2 / depth 3)
 HIDDEN = 384
@@ -161,22 +161,25 @@ def run(config, ctx) -> dict:
     one = jax.tree.map(lambda a: a[0], bounds)
     counts = binding.count_params(one)
     lr = config.lr or DEFAULT_LR[config.method]
-    tx = optimizer(optax.adam(learning_rate(lr, config), eps=config.adam_eps), binding.roles(one), outer_lr_scale=config.gamma)
     reps = lambda a: np.broadcast_to(a, (config.seeds, *a.shape))  # noqa: E731
     data = {"train": {"x": x, "y": y}, "val": {"x": reps(xv), "y": reps(yv)}}
-    # the validation set in one chunk (<= 2,551 snippets per seed fit in memory)
-    recorders = {"val": dynamics.with_data(lambda b, d: tasks.evaluate(apply, b, d["val"]["x"], d["val"]["y"], chunk=len(yv))),
-                 "update": update_spectra}
+
+    def validate(b, d):  # the validation set in one chunk (<= 2,551 snippets per seed fit in memory)
+        return tasks.evaluate(apply, b, d["val"]["x"], d["val"]["y"], chunk=len(yv))
+
     setup_s = time.perf_counter() - t0
-    res = dynamics.run(objective, bounds, tx, config.steps, data=data, batched=True, data_batched=True,
-                       batches=dynamics.Minibatches(config.batch_size), key=jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys),
-                       record_every=config.eval_every, chunk_size=config.eval_every, recorders=recorders,
-                       checkpoint=ctx.checkpoints(),
-                       desc=f"{config.method} r={config.rank} n={config.samples}")
-    acc = np.asarray(res.records["val/accuracy"])                       # (seeds, records)
+    tr = recipe.train(objective, bounds, optax.adam(learning_rate(lr, config), eps=config.adam_eps), config.steps,
+                      data=data, roles=binding.roles(one), outer_lr_scale=config.gamma, evaluation=("val", validate),
+                      evaluation_key="val/accuracy", records={"update": update_spectra}, batched=True,
+                      data_batched=True, batches=dynamics.Minibatches(config.batch_size),
+                      key=jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys), record_every=config.eval_every,
+                      chunk_size=config.eval_every, checkpoint=ctx.checkpoints(),
+                      label=f"{config.method} r={config.rank} n={config.samples}")
+    res = tr.result
+    acc = np.asarray(tr.evaluation)                                      # (seeds, records)
     spectra = _records(res, "sv")
     final = {k: v[:, -1] for k, v in spectra.items()}                    # (seeds, 384)
-    ranks = {k: float(np.median(np.sum(s > RANK_RTOL * s[:, :1], -1))) for k, s in final.items()}
+    ranks = {k: r["numerical_rank_median"] for k, r in classification.update_ranks(spectra).items()}
     align = alignment(_records(res, "top"))
     exported = export(ctx.workdir / "peft", res.params, config)
     ctx.save_arrays(step=res.records["step"], val_accuracy=acc, train_loss=res.scalars["loss"],

@@ -86,7 +86,7 @@ def run(config, ctx) -> dict:
     def train(name, weights, lr):
         tr = classification.train(model, weights, splits, lr=lr, checkpoint=ctx.checkpoints(name, run=name), desc=name,
                                   **common)
-        return tr.test_accuracy[:, -1], tr.result.steps_per_s
+        return tr.evaluation[:, -1], tr.result.steps_per_s
 
     baseline_seeds, baseline_speed = train("baseline", ".*=dense()", config.baseline_lr)
     baseline = float(np.median(baseline_seeds))

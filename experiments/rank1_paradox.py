@@ -86,7 +86,7 @@ def run(config, ctx) -> dict:
         trainings[name] = (net, tr)
         results[name] = {"num_params": net.num_params(), "final_train_mse_median": float(np.median(tr.loss[:, -1])),
                          "final_train_mse_min": float(np.min(tr.loss[:, -1])),
-                         "final_test_mse_median": float(np.median(tr.test_error[:, -1]))}
+                         "final_test_mse_median": float(np.median(tr.evaluation[:, -1]))}
     plot(config, data, trainings, ctx.figure("rank1_paradox"))
     return {"interpolation": interp, "interpolation_exact": bool(max(r["relative_residual"] for r in interp) < 1e-9),
             "approximation": results}

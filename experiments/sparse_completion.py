@@ -101,11 +101,11 @@ def run(config, ctx) -> dict:
                               checkpoint=ctx.checkpoints(method.label, eta=eta))
     total_s = time.perf_counter() - t1
     steps_run = int(len(fit.loss))
-    ctx.save_arrays(loss=fit.loss, test_step=fit.test_step, recovery_error=fit.test_error)
+    ctx.save_arrays(loss=fit.loss, test_step=fit.step, recovery_error=fit.evaluation)
     plot(fit, config, task, ctx.figure("recovery_error"))
     return {"method": method.label, "shape": list(task.shape), "observed": len(task.observed),
             "fraction": task.fraction, "num_params": method.num_params, "eta": eta, "evaluation": evaluation,
-            "recovery_error": float(fit.test_error[-1]), "recovery_error_samples": len(task.held_out),
+            "recovery_error": float(fit.evaluation[-1]), "recovery_error_samples": len(task.held_out),
             "recovery_error_exact": task.exact_error, "final_loss": float(fit.loss[-1]),
             "ms_per_step": fit.ms_per_step, "peak_memory_mb": peak_memory_mb(), "steps_run": steps_run,
             "steps_to_tol": fit.steps_to_tol, **sparse_recovery.time_to_errors(fit, sparse_recovery.ERROR_LEVELS), "setup_s": setup_s, "train_s": total_s,
@@ -118,7 +118,7 @@ def plot(fit, config, task, path):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     seconds = fit.ms_per_step / 1e3
     for ax, scale, label in zip(axes, (1.0, seconds), ("GD iteration", "wall time (s, compile excluded)")):
-        ax.plot(fit.test_step * scale, fit.test_error, lw=1.6, label="recovery error (held out)")
+        ax.plot(fit.step * scale, fit.evaluation, lw=1.6, label="recovery error (held out)")
         ax.plot(np.arange(len(fit.loss)) * scale, fit.loss, lw=0.8, ls="--", label="training loss")
         ax.set_yscale("log")
         ax.set_xlabel(label)

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lrjax import dynamics, param
+from lrjax import analysis, dynamics, param, tasks
 from lrjax.harness.figures import pyplot, save_figure
 from lrjax.harness.schema import Choice, Float, Int, Rule, Schema, Seq
 
@@ -35,35 +35,6 @@ SCHEMA = Schema(
 )
 
 
-class SVDTracker:
-    """Top ``k`` singular values of ``W(t)`` and ``|cos|`` of their vectors against ``W(0)``'s (same index)."""
-
-    def __init__(self, p, k: int):
-        self.p, self.k = p, k
-
-    def _svd(self, theta):
-        u, s, vt = jnp.linalg.svd(self.p.materialize(theta), full_matrices=False)
-        return u[:, :self.k], s[:self.k], vt[:self.k].T
-
-    def init(self, theta):
-        u, _, v = self._svd(theta)
-        return {"u": u, "v": v}
-
-    def update(self, ref, theta):
-        u, s, v = self._svd(theta)
-        return ref, {"sv": s, "cos_u": jnp.abs(jnp.sum(u * ref["u"], 0)), "cos_v": jnp.abs(jnp.sum(v * ref["v"], 0))}
-
-
-def make_target(kind: str, key, d: int, rank: int) -> jax.Array:
-    """``W*``: rank ``rank`` with singular values ``rank, ..., 1``, or full rank with ``d, ..., 1`` (over ``d``)."""
-    r = rank if kind == "lowrank" else d
-    ku, kv = jax.random.split(key)
-    u, _ = jnp.linalg.qr(jax.random.normal(ku, (d, r)))
-    v, _ = jnp.linalg.qr(jax.random.normal(kv, (d, r)))
-    s = jnp.arange(r, 0, -1, dtype=u.dtype) / r
-    return (u * s) @ v.T
-
-
 def run(config, ctx) -> dict:
     kx, kt, kw = jax.random.split(jax.random.key(config.seed), 3)
     x = jax.random.normal(kx, (config.samples, config.d), jnp.float64)
@@ -71,7 +42,7 @@ def run(config, ctx) -> dict:
     theta = p.init(kw, (config.d, config.d), jnp.float64)
     rows, recs = {}, {}
     for kind in config.targets:
-        w_star = make_target(kind, kt, config.d, config.rank)
+        w_star = tasks.graded_target(kind, kt, config.d, config.rank)
         y = x @ w_star
 
         def loss(th, dat):
@@ -80,7 +51,7 @@ def run(config, ctx) -> dict:
         for opt in config.optimizers:
             tx = optax.sgd(config.lr, momentum=0.9 if opt == "momentum" else None)
             res = dynamics.run(loss, theta, tx, config.steps, data={"x": x, "y": y}, record_every=config.record_every,
-                               recorders={"svd": SVDTracker(p, config.top)}, chunk_size=config.record_every * 10,
+                               recorders={"svd": analysis.SVDTracker(p, config.top)}, chunk_size=config.record_every * 10,
                                desc=f"{kind} {opt}")
             sv, final = res.records["svd/sv"], res.records["svd/sv"][-1]
             reach = [int(res.records["step"][np.argmax(sv[:, i] >= 0.9 * final[i])]) for i in range(config.top)]

@@ -50,13 +50,13 @@ def run(config, ctx) -> dict:
                           optimizer_name=config.optimizer, lr=config.lr, batch_size=config.batch_size,
                           steps=config.steps, seeds=config.seeds, eval_every=config.eval_every, seed=config.seed,
                           loss=config.loss, checkpoint=ctx.checkpoints(), desc=f"{config.model} {config.dataset}")
-    res, acc = tr.result, tr.test_accuracy
-    ctx.save_arrays(step=tr.step, test_accuracy=acc, test_loss=tr.test_loss,
-             train_loss=res.scalars["loss"], **{f"update_sv/{k}": v for k, v in tr.update_spectra.items()})
+    res, acc = tr.result, tr.evaluation
+    ctx.save_arrays(step=tr.step, test_accuracy=acc, test_loss=tr.records["test/loss"],
+             train_loss=res.scalars["loss"], **{f"update_sv/{k}": v for k, v in classification.update_spectra(tr).items()})
     plot_curves(res, tr, config, ctx.figure("loss_and_accuracy"))
-    plot_spectra(tr.step, tr.update_spectra, f"rules: {config.rules}", ctx.figure("update_spectra"))
+    plot_spectra(tr.step, classification.update_spectra(tr), f"rules: {config.rules}", ctx.figure("update_spectra"))
     counts = binding.count_params(tr.initial)
-    first = jax.tree.map(lambda a: a[0], tr.bound)
+    first = jax.tree.map(lambda a: a[0], tr.params)
     adapter = adapters.save(ctx.workdir / "adapter", first)          # seed 0's trained leaves only
     merged = ctx.workdir / "adapter" / "merged_params.npz"          # the plain tree it merges into
     np.savez(merged, **{n: np.asarray(w) for n, w in zip([n for n, _ in first.params],
@@ -65,7 +65,7 @@ def run(config, ctx) -> dict:
     return {"test_accuracy": acc[:, -1].tolist(), "test_accuracy_median": float(np.median(acc[:, -1])),
             "best_test_accuracy_median": float(np.median(acc.max(axis=1))),
             "train_loss_final_median": float(np.median(res.scalars["loss"][:, -window:].mean(axis=1))),
-            "update_ranks": classification.update_ranks(tr.update_spectra),
+            "update_ranks": classification.update_ranks(classification.update_spectra(tr)),
             "trainable_params": counts["trainable"] + counts["outer"], "adapter_bytes": sum(adapter.values()),
             "merged_params_bytes": merged.stat().st_size, "steps": res.steps,
             "steps_per_s": res.steps_per_s, "compile_s": res.compile_time, "resumed_from": res.resumed_from}
@@ -87,7 +87,7 @@ def plot_curves(res, tr, config, path):
     a.set_xlabel("step")
     a.set_title(f"train loss (minibatch {config.batch_size}, moving mean of {width})")
     a.legend(fontsize=7)
-    for curve in tr.test_accuracy:
+    for curve in tr.evaluation:
         b.plot(tr.step, curve, marker=".", lw=0.8)
     b.set_xlabel("step")
     b.set_title(f"test accuracy: {config.model} {tuple(config.widths)} on {config.dataset}")

@@ -45,9 +45,9 @@ def run(config, ctx) -> dict:
                               batch_size=config.batch_size, steps=config.steps, seeds=config.seeds,
                               eval_every=config.eval_every, seed=config.seed, loss=loss,
                               checkpoint=ctx.checkpoints(name, network=name), desc=name)
-        out[name] = {"loss": loss, "lr": lr, "test_accuracy_median": float(np.median(tr.test_accuracy[:, -1])),
-                     "update_ranks": classification.update_ranks(tr.update_spectra)}
-        spectra[name], steps = tr.update_spectra, tr.step
+        out[name] = {"loss": loss, "lr": lr, "test_accuracy_median": float(np.median(tr.evaluation[:, -1])),
+                     "update_ranks": classification.update_ranks(classification.update_spectra(tr))}
+        spectra[name], steps = classification.update_spectra(tr), tr.step
     ctx.save_arrays(step=steps,
              **{f"{n}/{k}": v for n, s in spectra.items() for k, v in s.items()})
     plot(steps, spectra, out, config, ctx.figure("update_spectra_over_training"))

@@ -14,7 +14,7 @@ from lrjax import tasks
 from lrjax.harness.figures import pyplot, save_figure
 from lrjax.harness.process import DTYPES
 from lrjax.harness.schema import Choice, Float, Int, Rule, Schema, Seq
-from lrjax.studies import matrix_recovery
+from lrjax.studies import matrix_recovery, recipe
 
 SCHEMA = Schema(
     d=Int(min=2), rank=Int(min=1), fraction=Float(gt=0, le=1), depth=Int(min=2), eps=Float(gt=0), eta=Float(gt=0),
@@ -26,14 +26,14 @@ SCHEMA = Schema(
 )
 
 
-def summarize(f: matrix_recovery.Fit) -> dict:
+def summarize(f: recipe.Training) -> dict:
     it = np.asarray(f.steps_to_tol)
     ok = it >= 0
     return {"label": f.label, "num_params": f.num_params, "ms_per_step_batch": f.ms_per_step,
             "iterations": it.tolist(), "success_rate": float(ok.mean()),
             "median_iterations": float(np.median(it[ok])) if ok.any() else None,
             "median_time_s": float(np.median(it[ok]) * f.ms_per_step / 1e3) if ok.any() else None,
-            "final_test_error_median": float(np.median(f.test_error[:, -1]))}
+            "final_test_error_median": float(np.median(f.evaluation[:, -1]))}
 
 
 def run(config, ctx) -> dict:

@@ -146,9 +146,9 @@ def test_completion_sweep_members_equal_single_runs(method, eta):
                                                  rank=config.rank, gamma=config.gamma, seed=int(seed))
             fit = sparse_recovery.fit(single, data, config.eta, config.steps, chunk_size=100,
                                       record_every=config.record_every, progress=False)
-            assert fit.test_error.shape == out["recovery_error"][i].shape == (7,)
-            assert fit.test_error[-1] < 0.9 * fit.test_error[0]  # the member trained
-            np.testing.assert_allclose(out["recovery_error"][i], fit.test_error, rtol=1e-9)
+            assert fit.evaluation.shape == out["recovery_error"][i].shape == (7,)
+            assert fit.evaluation[-1] < 0.9 * fit.evaluation[0]  # the member trained
+            np.testing.assert_allclose(out["recovery_error"][i], fit.evaluation, rtol=1e-9)
             np.testing.assert_allclose(out["loss"][i, :-1], fit.loss[::config.record_every], rtol=1e-9)
 
 

@@ -43,7 +43,7 @@ def test_wide_sums_independent_branches():
 ])
 def test_mlp_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        param_mlp.MLP(**kwargs)
+        param_mlp.ParamMLP(**kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def test_regression_train_fits_a_linear_map():
     w = jax.random.normal(kw, (2, 2), jnp.float64)
     data = {"x": x, "y": x @ w, "x_test": x[:8], "y_test": x[:8] @ w}
     tr = regression.train(param_mlp.mlp((2, 2), "dense()"), data, 400, seeds=3, lr=3e-2, record_every=100)
-    assert tr.loss.shape == (3, 400) and tr.test_error.shape == (3, 5)
+    assert tr.loss.shape == (3, 400) and tr.evaluation.shape == (3, 5)
     assert np.all(tr.loss[:, -1] < 1e-3 * tr.loss[:, 0])
-    ep = tr.epochs_to(1e-2 * float(tr.loss[0, 0]))
-    assert np.all((ep > 0) & (ep < 400)) and np.all(tr.epochs_to(-1.0) == -1)
+    ep = tr.steps_to(1e-2 * float(tr.loss[0, 0]), "loss")
+    assert np.all((ep > 0) & (ep < 400)) and np.all(tr.steps_to(-1.0, "loss") == -1)

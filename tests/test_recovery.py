@@ -1,11 +1,14 @@
 """Recovery tasks (factorization, completion, sensing) and the methods of lrjax.studies.matrix_recovery."""
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from lrjax import dynamics, tasks
-from lrjax.studies import matrix_recovery
+from lrjax.harness.context import RunContext
+from lrjax.studies import matrix_recovery, recipe
 
 pytestmark = pytest.mark.x64   # every test here checks float64 numerics (tests/conftest.py)
 
@@ -84,16 +87,16 @@ def test_fit_batched_seeds_and_first_step_below(completion):
     keys = jax.random.split(jax.random.key(5), 3)
     m = matrix_recovery.batched(keys, lambda k: matrix_recovery.narrow(completion, 2, 1e-2, k, 4))
     f = matrix_recovery.fit(m, completion, 20.0, 200, chunk_size=100, tol=1e-30, batched=True, progress=False)
-    assert f.loss.shape == (3, 200) and f.test_error.shape == (3, 3) and f.steps_to_tol.shape == (3,)
-    np.testing.assert_array_equal(f.test_step, [0, 100, 200])
+    assert f.loss.shape == (3, 200) and f.evaluation.shape == (3, 3) and f.steps_to_tol.shape == (3,)
+    np.testing.assert_array_equal(f.step, [0, 100, 200])
     theta0 = jax.tree.map(lambda x: x[1], m.theta)
-    assert np.isclose(f.test_error[1, 0], completion.test_error(m.param.materialize(theta0), completion.data),
+    assert np.isclose(f.evaluation[1, 0], completion.test_error(m.param.materialize(theta0), completion.data),
                       rtol=1e-13)
-    level = f.test_error[0, 1]
-    assert f.steps_to_error(level)[0] == 100 and f.steps_to_error(-1.0)[0] == -1
+    level = f.evaluation[0, 1]
+    assert f.steps_to(level)[0] == 100 and f.steps_to(-1.0)[0] == -1
     assert not np.allclose(f.loss[0], f.loss[1])                  # seeds differ
-    assert matrix_recovery.first_step_below(np.array([3.0, 2.0, 1.0, 0.5]), 1.0) == 2
-    assert matrix_recovery.first_step_below(np.array([3.0, 2.0]), 1.0) == -1
+    assert recipe.first_step_below(np.array([3.0, 2.0, 1.0, 0.5]), 1.0) == 2
+    assert recipe.first_step_below(np.array([3.0, 2.0]), 1.0) == -1
 
 
 def test_runner_has_aux_records_aux_scalars():
@@ -135,11 +138,12 @@ def test_compressed_dynamics_runs_on_sensing(tmp_path):
 
 def test_fit_checkpoints_and_resumes_bit_identically(completion, tmp_path):
     m = matrix_recovery.original(completion, 3, 1e-2, jax.random.key(0))
-    ck = matrix_recovery.checkpoint_dir(tmp_path, m.label + " w=4/gamma")
-    assert ck.parent == tmp_path / "checkpoints" and "/" not in ck.name and " " not in ck.name
-    matrix_recovery.fit(m, completion, 20.0, 200, chunk_size=100, checkpoint=dynamics.Checkpointing(ck, 1), progress=False)
-    resumed = matrix_recovery.fit(m, completion, 20.0, 400, chunk_size=100, checkpoint=dynamics.Checkpointing(ck, 1), progress=False)
+    ck = RunContext(tmp_path, {"config": 1}).checkpoints(m.label + " w=4/gamma", every=1)   # one of several runs
+    name = Path(ck.directory).name
+    assert Path(ck.directory).parent == tmp_path / "checkpoints" and "/" not in name and " " not in name
+    matrix_recovery.fit(m, completion, 20.0, 200, chunk_size=100, checkpoint=ck, progress=False)
+    resumed = matrix_recovery.fit(m, completion, 20.0, 400, chunk_size=100, checkpoint=ck, progress=False)
     straight = matrix_recovery.fit(m, completion, 20.0, 400, chunk_size=100, progress=False)
     np.testing.assert_array_equal(resumed.loss, straight.loss)
-    np.testing.assert_array_equal(resumed.test_error, straight.test_error)
+    np.testing.assert_array_equal(resumed.evaluation, straight.evaluation)
     assert np.isfinite(resumed.ms_per_step)

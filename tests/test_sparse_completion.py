@@ -95,11 +95,11 @@ def test_sparse_path_reproduces_the_dense_trajectory(dense_and_sparse):
     np.testing.assert_allclose(product(mine.theta["factors"]), product(dense.theta["factors"]), rtol=0, atol=1e-20)
     fd = matrix_recovery.fit(dense, task, 800.0, 6000, chunk_size=500, progress=False)
     fs = sparse_recovery.fit(mine, data, 800.0, 6000, chunk_size=500, progress=False)
-    assert fd.test_error[-1] < 1e-3 * fd.test_error[0]  # it learns: the comparison is not between two stalls
+    assert fd.evaluation[-1] < 1e-3 * fd.evaluation[0]  # it learns: the comparison is not between two stalls
     # round-off (other summation orders) is amplified while the dynamics escape the saddle at ~step 4500:
     # 1e-15 relative until then, ~1e-6 at the escape (measured), back down as both converge
-    np.testing.assert_allclose(fs.test_error[:30], fd.test_error[:30], rtol=1e-12)
-    np.testing.assert_allclose(fs.test_error, fd.test_error, rtol=1e-4)
+    np.testing.assert_allclose(fs.evaluation[:30], fd.evaluation[:30], rtol=1e-12)
+    np.testing.assert_allclose(fs.evaluation, fd.evaluation, rtol=1e-4)
     np.testing.assert_allclose(fs.loss, fd.loss, rtol=1e-4)
     spectral = sparse_recovery.make_method("spectral", sparse, data, depth=3, eps=EPS, rank=R, gamma=0, seed=0)
     np.testing.assert_allclose(product(spectral.theta["factors"]),

@@ -181,3 +181,24 @@ def _centred_norm2(bulk, q, s2, split_from: int = 512):
 def deep_factors(theta) -> list:
     """A deep theta's factors ``[F_1, ..., F_L]``, for ``TopKTracker(deep_factors, k)``."""
     return list(theta["factors"])
+
+
+class SVDTracker:
+    """A stateful recorder (``lrjax.dynamics``): the top ``k`` singular values of ``W(t) = p.materialize(theta)``
+    and ``|cos|`` of the angle between each singular vector and ``W(0)``'s of the same index (full SVD: for
+    small ``W``). ``update`` returns ``{"sv": (k,), "cos_u": (k,), "cos_v": (k,)}``."""
+
+    def __init__(self, p, k: int):
+        self.p, self.k = p, k
+
+    def _svd(self, theta):
+        u, s, vt = jnp.linalg.svd(self.p.materialize(theta), full_matrices=False)
+        return u[:, :self.k], s[:self.k], vt[:self.k].T
+
+    def init(self, theta):
+        u, _, v = self._svd(theta)
+        return {"u": u, "v": v}
+
+    def update(self, ref, theta):
+        u, s, v = self._svd(theta)
+        return ref, {"sv": s, "cos_u": jnp.abs(jnp.sum(u * ref["u"], 0)), "cos_v": jnp.abs(jnp.sum(v * ref["v"], 0))}

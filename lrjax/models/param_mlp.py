@@ -1,6 +1,6 @@
 """Small pure-function networks whose weights are lrjax parameterizations (row-vector convention).
 
-- ``MLP``: ``z_0 = x``, ``z_l = act(z_{l-1} W_l + b_l)`` for hidden layers, output ``z_{L-1} W_L + b_L``;
+- ``ParamMLP``: ``z_0 = x``, ``z_l = act(z_{l-1} W_l + b_l)`` for hidden layers, output ``z_{L-1} W_L + b_L``;
   ``W_l`` is given by ``params[l]`` (``dense()``, ``lowrank(1)``, ``dlor(1)``, ...), applied without
   forming ``W`` where cheaper. A *deep* DLoR network is an MLP with ``dlor`` hidden layers.
 - ``Wide``: ``K`` parallel copies of a branch MLP, outputs summed, ``y = sum_k MLP_k(x)``; with low-rank
@@ -32,7 +32,7 @@ def activation(name: str) -> Callable:
 
 
 @dataclasses.dataclass(frozen=True)
-class MLP:
+class ParamMLP:
     """``sizes = (in, h_1, ..., out)``; ``params``: one parameterization (or spec string) per layer."""
 
     sizes: tuple[int, ...]
@@ -43,9 +43,9 @@ class MLP:
         object.__setattr__(self, "sizes", tuple(self.sizes))
         object.__setattr__(self, "params", tuple(from_spec(p) if isinstance(p, str) else p for p in self.params))
         if len(self.sizes) < 2 or any(not isinstance(s, int) or s <= 0 for s in self.sizes):
-            raise ValueError(f"MLP: sizes must be >= 2 positive ints, got {self.sizes}")
+            raise ValueError(f"ParamMLP: sizes must be >= 2 positive ints, got {self.sizes}")
         if len(self.params) != len(self.sizes) - 1:
-            raise ValueError(f"MLP: {len(self.sizes) - 1} layers need as many params, got {len(self.params)}")
+            raise ValueError(f"ParamMLP: {len(self.sizes) - 1} layers need as many params, got {len(self.params)}")
         activation(self.act)
 
     @property
@@ -70,22 +70,22 @@ class MLP:
 
 
 def mlp(sizes, hidden: str | Parameterization = "dense()", act: str = "tanh",
-        first: str | Parameterization | None = None, last: str | Parameterization | None = None) -> MLP:
-    """An ``MLP`` with ``hidden`` on the hidden-to-hidden layers; ``first``/``last`` default to ``hidden``."""
+        first: str | Parameterization | None = None, last: str | Parameterization | None = None) -> ParamMLP:
+    """A ``ParamMLP`` with ``hidden`` on the hidden-to-hidden layers; ``first``/``last`` default to ``hidden``."""
     n = len(sizes) - 1
     params = [hidden] * n
     if first is not None:
         params[0] = first
     if last is not None and n > 1:
         params[-1] = last
-    return MLP(tuple(sizes), tuple(params), act)
+    return ParamMLP(tuple(sizes), tuple(params), act)
 
 
 @dataclasses.dataclass(frozen=True)
 class Wide:
     """``y = sum_{k < count} branch_k(x)``: ``count`` independently initialised copies of ``branch``."""
 
-    branch: MLP
+    branch: ParamMLP
     count: int
 
     def init(self, key, dtype=jnp.float32):

@@ -13,7 +13,6 @@ matricized). ``data = {"train": {"x", "y"}, "test": {"x", "y"}}``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +20,7 @@ import numpy as np
 import optax
 
 from lrjax import analysis, binding, dynamics, tasks
-from lrjax.binding.optim import optimizer
+from lrjax.studies import recipe
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 LOSSES = ("cross_entropy", "mse")
@@ -113,33 +112,24 @@ def update_ranks(spectra: dict[str, np.ndarray]) -> dict:
     return out
 
 
-@dataclasses.dataclass
-class Training:
-    """``result``: the runner's ``Result`` (seed axis first); ``step (T,)``; ``test_accuracy``,
-    ``test_loss``: ``(seeds, T)``; ``update_spectra``: ``{kernel: (seeds, T, k)}`` (empty when not
-    recorded); ``bound``: the final bound model or state (seed axis first); ``initial``: one seed's at init
-    (for its structure); ``parameterization``: what ``bound`` is materialized with."""
+def update_spectra(tr: recipe.Training) -> dict:
+    """``{kernel: (seeds, T, k)}``: the singular values of every kernel's update recorded during ``train``
+    (empty when not recorded)."""
+    return {k.split("/", 1)[1]: v for k, v in tr.records.items() if k.startswith("update_sv/")}
 
-    result: Any
-    step: np.ndarray
-    test_accuracy: np.ndarray
-    test_loss: np.ndarray
-    update_spectra: dict
-    bound: Any
-    initial: Any
-    parameterization: Any
 
-    @property
-    def final_kernels(self) -> dict:
-        """The collapsed kernels at the end, ``{path: (seeds, ...)}``."""
-        return jax.vmap(lambda b: kernels_of(self.parameterization.materialize(b)))(self.bound)
+def final_kernels(tr: recipe.Training) -> dict:
+    """The collapsed kernels at the end of ``train``, ``{path: (seeds, ...)}``."""
+    return jax.vmap(lambda b: kernels_of(tr.parameterization.materialize(b)))(tr.params)
 
 
 def train(model, rules, data: dict, *, optimizer_name: str = "adam", lr: float = 1e-3, batch_size: int = 128,
           steps: int = 1000, seeds: int = 1, eval_every: int = 100, seed: int = 0, loss: str = "cross_entropy",
           checkpoint: dynamics.Checkpointing | None = None, desc: str = "train",
-          unroll: int | None | str = "auto", spectra: bool = True) -> Training:
-    """Train ``seeds`` copies of ``model`` (a Flax linen module) bound by ``rules`` (module docstring).
+          unroll: int | None | str = "auto", spectra: bool = True) -> recipe.Training:
+    """Train ``seeds`` copies of ``model`` (a Flax linen module) bound by ``rules`` (module docstring) through
+    the training recipe: ``evaluation`` is the test accuracy (``records["test/loss"]`` the test loss),
+    ``update_spectra(tr)`` the recorded update spectra, ``final_kernels(tr)`` the final kernels.
     ``spectra``: record the update spectra of the kernels every ``eval_every`` steps.
     ``unroll``: ``Runner(unroll=...)``; ``"auto"``: for a model with convolutions on a CPU, 10 steps per
     call and the seeds run in turn (``members="loop"``: XLA:CPU runs convolutions inside while loops and
@@ -160,7 +150,6 @@ def train(model, rules, data: dict, *, optimizer_name: str = "adam", lr: float =
         conv_on_cpu = any("Conv" in name for name in paths) and jax.default_backend() == "cpu"
         unroll, members = (10, "loop") if conv_on_cpu else (None, "vmap")
     one = jax.tree.map(lambda a: a[0], bounds)
-    tx = optimizer(make_optimizer(optimizer_name, lr), weights.roles(one))
 
     def apply(b, x):
         return model.apply({"params": weights.materialize(b)}, x)
@@ -174,15 +163,14 @@ def train(model, rules, data: dict, *, optimizer_name: str = "adam", lr: float =
     def test(b, d):
         return tasks.evaluate(apply, b, d["test"]["x"], d["test"]["y"])
 
-    recorders = {"test": dynamics.with_data(test)}
+    records = {}
     if spectra:
-        recorders["update_sv"] = analysis.UpdateSpectra(lambda b: kernels_of(weights.materialize(b)))
-    res = dynamics.run(objective, bounds, tx, steps, data=data, batches=dynamics.Minibatches(batch_size),
-                       batched=True, key=jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys), record_every=eval_every,
-                       chunk_size=eval_every * max(1, 500 // eval_every), recorders=recorders,
-                       checkpoint=None if checkpoint is None else dataclasses.replace(
-                           checkpoint, identity={"parameterization": repr(weights), **checkpoint.identity}),
-                       desc=desc, unroll=unroll, members=members)
-    spectra = {k.split("/", 1)[1]: v for k, v in res.records.items() if k.startswith("update_sv/")}
-    return Training(res, res.records["step"], res.records["test/accuracy"], res.records["test/loss"], spectra,
-                    res.params, one, weights)
+        records["update_sv"] = analysis.UpdateSpectra(lambda b: kernels_of(weights.materialize(b)))
+    if checkpoint is not None:
+        checkpoint = dataclasses.replace(checkpoint, identity={"parameterization": repr(weights), **checkpoint.identity})
+    return recipe.train(objective, bounds, make_optimizer(optimizer_name, lr), steps, data=data, roles=weights.roles(one),
+                        evaluation=("test", test), evaluation_key="test/accuracy", records=records,
+                        batches=dynamics.Minibatches(batch_size), batched=True,
+                        key=jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys), record_every=eval_every,
+                        chunk_size=eval_every * max(1, 500 // eval_every), checkpoint=checkpoint, label=desc,
+                        unroll=unroll, members=members, parameterization=weights, initial=one)

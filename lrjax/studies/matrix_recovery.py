@@ -11,7 +11,7 @@ Methods (each a ``Method``: label, parameterization, theta, outer learning-rate 
   all factors at rate ``eta``;
 - ``narrow``: ``original`` with width ``w`` and a random init (the control for ``compressed``).
 
-``fit`` reports ``ms_per_step`` from the runner's execution time (compilation is timed apart); a run's
+``fit`` trains one through the training recipe (``recipe.train``) and reports ``ms_per_step`` from the runner's execution time (compilation is timed apart); a run's
 wall-time axis is ``step * ms_per_step`` (every chunk runs the same compiled program).
 """
 from __future__ import annotations
@@ -22,12 +22,11 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from lrjax import analysis, dynamics, param
-from lrjax.binding.optim import optimizer
 from lrjax.param import OUTER
+from lrjax.studies import recipe
 from lrjax.tasks.recovery import RecoveryTask
 
 
@@ -75,31 +74,10 @@ def batched(keys, make) -> Method:
     return Method(first.label, first.param, jax.vmap(lambda k: make(k).theta)(keys), first.outer_lr_scale)
 
 
-@dataclasses.dataclass
-class Fit:
-    """``loss``: per step ``(steps,)``; ``test_error`` at ``test_step`` ``(T,)`` (every ``record_every``
-    steps and the last); batched runs put the seed axis first. ``records``: the runner's records."""
-
-    label: str
-    num_params: int
-    steps: int
-    ms_per_step: float
-    loss: np.ndarray
-    test_step: np.ndarray
-    test_error: np.ndarray
-    records: dict
-    steps_to_tol: Any
-
-    def steps_to_error(self, level: float):
-        """First recorded step whose test error is ``<= level`` (``-1`` where never)."""
-        i = first_step_below(self.test_error, level)
-        return np.where(i >= 0, self.test_step[i], -1)
-
-
-def fit(method: Method, task: RecoveryTask, eta: float, steps: int, **options) -> Fit:
+def fit(method: Method, task: RecoveryTask, eta: float, steps: int, **options) -> recipe.Training:
     """Plain GD (``optax.sgd(eta)``, outer factors at ``method.outer_lr_scale * eta``) on ``task.loss``;
     the test error is recorded every ``record_every`` steps (as the papers' code does every 100).
-    ``options``: those of ``train``."""
+    ``options``: those of ``gradient_descent``."""
     p = method.param
     one = jax.tree.map(lambda x: x[0], method.theta) if options.get("batched") else method.theta
 
@@ -109,35 +87,26 @@ def fit(method: Method, task: RecoveryTask, eta: float, steps: int, **options) -
     def test_error(theta, data):
         return task.test_error(p.materialize(theta), data)
 
-    return train(method.label, p.num_params(task.surrogate.shape), method.theta, p.roles(one),
-                 method.outer_lr_scale, loss, test_error, task.data, eta, steps, **options)
+    return gradient_descent(method.label, method.theta, p.roles(one), method.outer_lr_scale, loss, test_error,
+                            task.data, eta, steps, num_params=p.num_params(task.surrogate.shape), **options)
 
 
-def train(label: str, num_params: int, theta, roles, outer_lr_scale: float, loss, test_error, data, eta: float,
-          steps: int, *, tol: float | None = None, chunk_size: int = 100, record_every: int = 100, recorders=None,
-          batched: bool = False, progress: bool | None = None,
-          checkpoint: dynamics.Checkpointing | None = None) -> Fit:
+def gradient_descent(label: str, theta, roles, outer_lr_scale: float, loss, test_error, data, eta: float,
+                     steps: int, *, num_params: int | None = None, record_every: int = 100,
+                     checkpoint: dynamics.Checkpointing | None = None, **options) -> recipe.Training:
     """Plain GD at rate ``eta`` (leaves with role ``outer`` at ``outer_lr_scale * eta``) on ``loss(theta,
-    data)`` through the compiled runner; ``test_error(theta, data)`` recorded every ``record_every`` steps.
-    With ``checkpoint`` the run checkpoints there and a re-run resumes (``ms_per_step`` then times the steps
-    run in this process only); the method's label, ``eta`` and ``outer_lr_scale`` join its identity."""
-    tx = optimizer(optax.sgd(eta), roles, outer_lr_scale=outer_lr_scale)
-    recorders = {"test_error": dynamics.with_data(test_error), **(recorders or {})}
-    runner = dynamics.Runner(loss, tx, chunk_size=chunk_size, record_every=record_every, recorders=recorders,
-                             batched=batched)
+    data)`` through the training recipe; ``test_error(theta, data)`` is the evaluation, recorded every
+    ``record_every`` steps. With ``checkpoint`` the run checkpoints there and a re-run resumes
+    (``ms_per_step`` then times the steps run in this process only); the label, ``eta`` and
+    ``outer_lr_scale`` join its identity. ``options``: ``recipe.train``'s (``tol``, ``chunk_size``,
+    ``batched``, ``records``, ``progress``, ...)."""
     if checkpoint is not None:
         checkpoint = dataclasses.replace(checkpoint, identity={"method": label, "eta": eta,
                                                                "outer_lr_scale": outer_lr_scale, **checkpoint.identity})
-    res = runner.run(theta, steps, data=data, tol=tol, progress=progress, desc=label, checkpoint=checkpoint)
-    ran = res.steps_run
-    return Fit(label, num_params, res.steps, 1e3 * res.wall_time / ran if ran > 0 else float("nan"),
-               res.scalars["loss"], res.records["step"], res.records["test_error"], res.records, res.steps_to_tol)
-
-
-def first_step_below(curve: np.ndarray, level: float) -> int:
-    """First index where ``curve <= level`` along the last axis (``-1`` where never)."""
-    hit = np.asarray(curve) <= level
-    return np.where(hit.any(axis=-1), np.argmax(hit, axis=-1), -1)
+    options.setdefault("chunk_size", 100)
+    return recipe.train(loss, theta, optax.sgd(eta), steps, data=data, roles=roles, outer_lr_scale=outer_lr_scale,
+                        evaluation=("test_error", test_error), record_every=record_every, label=label,
+                        num_params=num_params, checkpoint=checkpoint, **options)
 
 
 def authors_pattern_ms(method: Method, task: RecoveryTask, eta: float, steps: int, inner: int = 100) -> float:

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 from lrjax import param
 from lrjax.param import OUTER, TRAINABLE
 from lrjax.param.permutation import random_signed_map
-from lrjax.studies import matrix_recovery
+from lrjax.studies import matrix_recovery, recipe
 from lrjax.tasks import sparse_completion
 from lrjax.tasks.sparse_completion import SparseCompletion
 
@@ -154,12 +154,13 @@ def make_method(name: str, task: SparseCompletion, data, *, depth: int, eps: flo
     raise ValueError(f"unknown method {name!r}; use {', '.join(METHODS)}")
 
 
-def fit(method: SparseMethod, data, eta: float, steps: int, evaluation: str = "gather", **options) -> matrix_recovery.Fit:
-    """Plain GD on ``sparse_completion.losses(evaluation)``'s loss with its recovery error recorded
-    (``matrix_recovery.train``'s ``options``: tol, chunk_size, record_every, checkpoint, ...)."""
+def fit(method: SparseMethod, data, eta: float, steps: int, evaluation: str = "gather",
+        **options) -> recipe.Training:
+    """Plain GD on ``sparse_completion.losses(evaluation)``'s loss with its recovery error as the evaluation
+    (``matrix_recovery.gradient_descent``'s ``options``: tol, chunk_size, record_every, checkpoint, ...)."""
     loss, recovery_error = sparse_completion.losses(evaluation)
-    return matrix_recovery.train(method.label, method.num_params, method.theta, method.roles(), method.outer_lr_scale,
-                          loss, recovery_error, data, eta, steps, **options)
+    return matrix_recovery.gradient_descent(method.label, method.theta, method.roles(), method.outer_lr_scale, loss,
+                                            recovery_error, data, eta, steps, num_params=method.num_params, **options)
 
 
 def default_eta(shape, observed: int) -> float:
@@ -176,7 +177,7 @@ def time_to_errors(fit, levels: dict) -> dict:
     ``time_to_error_<name>_s`` (that many steps at the measured ``ms_per_step``, compile excluded)."""
     out = {}
     for name, level in levels.items():
-        step = int(fit.steps_to_error(level))
+        step = int(fit.steps_to(level))
         out[f"steps_to_error_{name}"] = step if step >= 0 else None
         out[f"time_to_error_{name}_s"] = step * fit.ms_per_step / 1e3 if step >= 0 else None
     return out

@@ -16,11 +16,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lrjax import dynamics, param, tasks
+from lrjax import param, tasks
 from lrjax.analysis.compression import compress_factors, compressed_param
 from lrjax.analysis.spectra import singular_values
 from lrjax.analysis.theorem import check_invariant_subspace, rho_trajectory, structure_residual, theorem_bases
-from lrjax.binding.optim import optimizer
+from lrjax.studies import recipe
 
 
 def _finite(x) -> bool:
@@ -73,8 +73,6 @@ def simulate(d: int = 30, rank: int = 3, depth: int = 3, eps=1.0, eta: float = 0
     comp_theta = {"factors": compress_factors(deep, theta["factors"], grad_first, rank, d - bulk)}
     both = {"original": theta, "compressed": comp_theta}
     roles = {"original": deep.roles(theta), "compressed": comp.roles(comp_theta)}
-    tx = optimizer(optax.chain(optax.add_decayed_weights(weight_decay), optax.sgd(eta)), roles,
-                   outer_lr_scale=0.0)
     rho_all = jnp.asarray(rho_trajectory(eps_l, eta, weight_decay, steps), jdtype)
 
     def joint_loss(p, tgt):
@@ -98,10 +96,11 @@ def simulate(d: int = 30, rank: int = 3, depth: int = 3, eps=1.0, eta: float = 0
                 leak.append(jnp.linalg.norm(top - b_a @ (b_a.T @ top), ord=2))
             return t + record_every, {"residual": res, "leak": jnp.stack(leak)}
 
-    result = dynamics.run(joint_loss, both, tx, steps, data=target, record_every=record_every,
-                          chunk_size=max(record_every, 100), progress=progress, desc="theorem",
-                          metrics={"original_loss": lambda p, tgt: loss(p["original"], tgt)},
-                          recorders={"spectra": recorder, "structure": Structure()})
+    tx = optax.chain(optax.add_decayed_weights(weight_decay), optax.sgd(eta))
+    result = recipe.train(joint_loss, both, tx, steps, data=target, roles=roles, outer_lr_scale=0.0,
+                          records={"spectra": recorder, "structure": Structure()}, record_every=record_every,
+                          chunk_size=max(record_every, 100), progress=progress, label="theorem",
+                          metrics={"original_loss": lambda p, tgt: loss(p["original"], tgt)}).result
     rec = result.records
     step = rec["step"]
     gap = np.sum(np.asarray(rec["spectra/w"], np.float64) ** 2, axis=(-2, -1))

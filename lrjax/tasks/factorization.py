@@ -40,3 +40,14 @@ def factorization_loss(theta, target: jax.Array) -> jax.Array:
     """``1/2 ||F_1 ... F_L - Phi||_F^2`` (sum over entries, as in the theorem's GD recursion)."""
     r = product_matrix(theta["factors"]) - target
     return 0.5 * jnp.sum(r * r)
+
+
+def graded_target(kind: str, key, d: int, rank: int) -> jax.Array:
+    """``W* (d, d)``: ``kind="lowrank"``: rank ``rank`` with singular values ``(rank, ..., 1) / rank``; ``"wide"``: full
+    rank with ``(d, ..., 1) / d``; random orthonormal singular vectors (QR of Gaussians from ``key``)."""
+    r = rank if kind == "lowrank" else d
+    ku, kv = jax.random.split(key)
+    u, _ = jnp.linalg.qr(jax.random.normal(ku, (d, r)))
+    v, _ = jnp.linalg.qr(jax.random.normal(kv, (d, r)))
+    s = jnp.arange(r, 0, -1, dtype=u.dtype) / r
+    return (u * s) @ v.T
