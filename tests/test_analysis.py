@@ -220,6 +220,7 @@ def test_tracker_rejects_bad_sizes():
     analysis.TopKTracker(lambda w: [w], k=4, moments=False).init(jnp.ones((6, 4)))  # no bulk needed
 
 
+@pytest.mark.x64
 def test_bulk_spread_split_blocks_match_the_full_gram():
     """The symmetric n/2-block evaluation of ||B^T B - s2 (I - QQ^T)||_F^2 equals the one-block one."""
     from lrjax.analysis.tracking import _centred_norm2

@@ -80,6 +80,7 @@ def test_single_process_sweep_is_vmap():
     np.testing.assert_allclose(out["factors"], ref["factors"], rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.x64
 def test_single_process_sweep_of_keys_and_hyperparameters():
     def fn(member):
         return member["lr"] * jax.random.normal(member["key"], (3,))
