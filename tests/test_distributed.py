@@ -153,13 +153,15 @@ def test_completion_sweep_members_equal_single_runs(method, eta):
             np.testing.assert_allclose(out["loss"][i, :-1], fit.loss[::config.record_every], rtol=1e-9)
 
 
-def run_two_processes(workdirs: list[Path], sets: list[str], timeout: float = 240) -> list[tuple[int, str]]:
+def run_two_processes(workdirs: list[Path], sets: list[str], timeout: float = 240,
+                      own_sets: tuple[list[str], list[str]] = ([], [])) -> list[tuple[int, str]]:
     """``lrjax run configs/completion_sweep.py:quick`` as processes 0 and 1 on 127.0.0.1 (one work directory
-    each); ``(exit code, output)`` per process; kills both if either hangs."""
+    each, ``sets`` for both and ``own_sets[i]`` for process i only); ``(exit code, output)`` per process;
+    kills both if either hangs."""
     coordinator = f"127.0.0.1:{free_port()}"
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     procs = [subprocess.Popen([sys.executable, "-m", "lrjax.harness.cli", "run", "configs/completion_sweep.py:quick",
-                               *(a for kv in sets for a in ("--set", kv)),
+                               *(a for kv in [*sets, *own_sets[i]] for a in ("--set", kv)),
                                "--workdir", str(workdir), "--coordinator", coordinator,
                                "--num-processes", "2", "--process-id", str(i)],
                               cwd=JOB.parent.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -205,3 +207,17 @@ def test_process_0_refusing_its_workdir_stops_every_process(tmp_path):
     assert "lrjax:" in log0 and "deep_mf" in log0, log0
     assert "process 0 refused the run" in log1, log1
     assert sorted(p.name for p in other.iterdir()) == before and not (tmp_path / "unused").exists()
+
+
+def test_processes_started_with_different_configs_refuse_before_any_work(tmp_path):
+    """Process 1 started with another eta: every process exits 2 with one line naming the key and both
+    values, and neither writes anything (before, both exited 0 and process 0's metrics held process 1's
+    members)."""
+    (rc0, log0), (rc1, log1) = run_two_processes([tmp_path / "w0", tmp_path / "w1"], ["seeds=1"], timeout=120,
+                                                 own_sets=([], ["eta=100.0"]))
+    assert (rc0, rc1) == (2, 2), (log0, log1)
+    for log in (log0, log1):
+        errors = [line for line in log.splitlines() if line.startswith("lrjax: error:")]
+        assert len(errors) == 1 and "different runs" in errors[0] and "eta: 150.0 in process 0, 100.0 in process 1" \
+            in errors[0], log
+    assert not (tmp_path / "w0").exists() and not (tmp_path / "w1").exists()

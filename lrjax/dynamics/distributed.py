@@ -97,6 +97,20 @@ def agree(ok: bool) -> bool:
     return bool(multihost_utils.broadcast_one_to_all(np.int32(bool(ok))))
 
 
+def gather_text(text: str) -> list[str]:
+    """Every process's ``text``, in process order, on every process (all must call it; one process:
+    ``[text]``). Lets the processes check that they were started with the same run before any work."""
+    if jax.process_count() == 1:
+        return [text]
+    from jax.experimental import multihost_utils
+    data = np.frombuffer(text.encode(), np.uint8)
+    sizes = np.asarray(multihost_utils.process_allgather(np.int32(data.size))).reshape(-1)
+    padded = np.zeros(int(sizes.max()), np.uint8)
+    padded[:data.size] = data
+    rows = np.asarray(multihost_utils.process_allgather(padded)).reshape(len(sizes), -1)
+    return [bytes(rows[i, :int(n)]).decode() for i, n in enumerate(sizes)]
+
+
 def _is_key(leaf: Any) -> bool:
     return jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key)
 

@@ -96,8 +96,53 @@ class Result:
         return self.steps_run / self.wall_time if self.wall_time > 0 and self.steps_run > 0 else None
 
 
-def _quiet() -> bool:
-    return bool(os.environ.get("LRJAX_QUIET")) or not sys.stderr.isatty()
+PROGRESS_EVERY_S = 10.0   # seconds between progress lines when stderr is not a terminal
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run: ``step`` (the steps done), ``checkpoint`` (the directory of the newest checkpoint
+    and ``checkpoint_step`` its step, or ``None`` without checkpoints)."""
+
+    def __init__(self, step: int, checkpoint: str | None, checkpoint_step: int | None):
+        super().__init__(f"interrupted at step {step}")
+        self.step, self.checkpoint, self.checkpoint_step = step, checkpoint, checkpoint_step
+
+
+class _Progress:
+    """Progress of a run on stderr: a bar on a terminal, else a line every ``PROGRESS_EVERY_S`` seconds (steps,
+    steps/s, mean loss, ETA: logs of nohup, Slurm and CI jobs); nothing with ``LRJAX_QUIET`` or ``show=False``."""
+
+    def __init__(self, show: bool | None, total: int, start: int, desc: str):
+        quiet = bool(os.environ.get("LRJAX_QUIET"))
+        self.on = (not quiet) if show is None else show
+        self.total, self.start, self.done, self.desc = total, start, start, desc
+        self.t0 = self.last = time.perf_counter()
+        self.bar = None
+        if self.on and sys.stderr.isatty():
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=total, initial=start, desc=desc, unit="step", dynamic_ncols=True)
+
+    def update(self, steps: int, loss: np.ndarray) -> None:
+        self.done += steps
+        if not self.on:
+            return
+        last = loss[..., -1][np.isfinite(loss[..., -1])]
+        shown = f"{float(last.mean()):.3e}" if last.size else "nan"
+        if self.bar is not None:
+            self.bar.update(steps)
+            self.bar.set_postfix(loss=shown)
+            return
+        now = time.perf_counter()
+        if now - self.last >= PROGRESS_EVERY_S or self.done >= self.total:
+            self.last = now
+            rate = (self.done - self.start) / max(now - self.t0, 1e-9)
+            eta = (self.total - self.done) / rate if rate > 0 else float("inf")
+            print(f"{self.desc}: step {self.done}/{self.total} ({100 * self.done / self.total:.0f}%), {rate:.1f} steps/s, "
+                  f"loss {shown}, ETA {eta:.0f} s", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _check_int(name: str, value, minimum: int) -> None:
@@ -454,11 +499,7 @@ class Runner:
         def finished() -> bool:
             return tol is not None and bool(np.all(hit | diverged))
 
-        show = (not _quiet()) if progress is None else progress
-        bar = None
-        if show:
-            from tqdm.auto import tqdm
-            bar = tqdm(total=steps, initial=start, desc=desc, unit="step", dynamic_ncols=True)
+        bar = _Progress(progress, steps, start, desc)
         compile_time, done, t0 = 0.0, start, time.perf_counter()
         try:
             for segment in ([] if finished() else self.plan(start, steps)):
@@ -476,10 +517,7 @@ class Runner:
                 if tol is not None:
                     hit |= (loss <= tol).any(axis=-1)
                 done += segment[0] * segment[1]
-                if bar is not None:
-                    bar.update(segment[0] * segment[1])
-                    last = loss[..., -1][np.isfinite(loss[..., -1])]
-                    bar.set_postfix(loss=f"{float(last.mean()):.3e}" if last.size else "nan")
+                bar.update(segment[0] * segment[1], loss)
                 if (ckpt is not None and checkpoint_every and done % self.chunk_size == 0
                         and (done // self.chunk_size) % checkpoint_every == 0):
                     ckpt.save(done, state, history.trajectory())
@@ -487,9 +525,11 @@ class Runner:
                     break
             if ckpt is not None:
                 ckpt.save(done, state, history.trajectory())
+        except KeyboardInterrupt:
+            raise Interrupted(done, None if ckpt is None else str(ckpt.directory),
+                              None if ckpt is None else ckpt.latest_step()) from None
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
         wall = time.perf_counter() - t0 - compile_time
         return self._result(state, data, history, done, tol, start, wall, compile_time, diverged)
 

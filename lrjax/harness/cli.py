@@ -25,9 +25,12 @@ from __future__ import annotations
 
 import argparse
 import ast
+import errno
 import importlib
 import importlib.util
+import json
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -196,6 +199,31 @@ def resolve_processes(module, name: str, coordinator, num_processes, process_id)
     return joined
 
 
+def _read_json(path: Path) -> dict:
+    """A JSON object from ``path``, ``{}`` when it is missing or not an object."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def check_same_run(config) -> None:
+    """In a multi-process run, before any work: every process must run the same experiment with the same
+    resolved config and the same lrjax version, or every process refuses (``ConfigError``) naming the keys."""
+    import lrjax
+    mine = {"lrjax_version": lrjax.__version__, **to_jsonable(config.to_dict())}
+    runs = [json.loads(text) for text in distributed.gather_text(json.dumps(mine, sort_keys=True))]
+    differ = []
+    for pid, other in enumerate(runs[1:], start=1):
+        keys = sorted(k for k in set(runs[0]) | set(other) if runs[0].get(k, "<absent>") != other.get(k, "<absent>"))
+        differ += [f"{k}: {runs[0].get(k, '<absent>')!r} in process 0, {other.get(k, '<absent>')!r} in process {pid}"
+                   for k in keys]
+    if differ:
+        raise ConfigError(f"the processes were started with different runs ({'; '.join(differ)}); start every "
+                          "process with the same config, --set values and lrjax version")
+
+
 def run_context(module, config, workdir: Path, writes: bool = True) -> RunContext:
     """The experiment's run context (``context``): its identity from the schema, its dtype from the config's
     ``dtype`` key or the module's ``DTYPE`` (default float32), the config's ``checkpoint_every``."""
@@ -225,6 +253,7 @@ def run_config(spec: str, overrides: list[str] = (), workdir: str | None = None,
     joined = resolve_processes(module, config.experiment, coordinator, num_processes, process_id)
     if joined is not None:
         distributed.initialize(*joined)
+        check_same_run(config)
         if joined[2] != 0:
             if not distributed.agree(True):  # process 0's verdict on its work directory
                 raise ConfigError("process 0 refused the run (its output says why); nothing was run")
@@ -248,18 +277,25 @@ def run_config(spec: str, overrides: list[str] = (), workdir: str | None = None,
                   "trajectory)", file=sys.stderr)
         record = out / "config.json"
         previous = record.read_text() if record.is_file() else None
+        measured = _read_json(out / "metrics.json")
         write_json(record, config.to_dict())
+        if not quiet:
+            print(f"lrjax: {config.experiment} in {out}", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         try:
             metrics = run_experiment(module, config, out)
-        except BaseException:  # a run that did not complete leaves the stored run described as it was
+        except BaseException as e:  # a run that did not complete leaves the stored run described as it was
             if previous is None:
                 if not (out / "checkpoints").exists():
                     record.unlink(missing_ok=True)
             else:
                 write_text(record, previous)
+            e.lrjax_workdir = out  # for the interrupt message (main)
             raise
         metrics.setdefault("runtime_s", time.perf_counter() - t0)
+        for key, value in measured.items():  # a re-run that measured nothing (all steps done) keeps the numbers
+            if key in metrics and metrics[key] is None and value is not None:
+                metrics[key] = value
         write_json(out / "metrics.json", metrics)
     finally:
         lock.release()
@@ -378,7 +414,40 @@ def main(argv: list[str] | None = None) -> int:
         except DivergenceError as e:
             print(f"lrjax: the run diverged: {e}", file=sys.stderr)
             return 1
+        except KeyboardInterrupt as e:
+            print(interrupted_message(e, argv if argv is not None else sys.argv[1:]), file=sys.stderr)
+            return 130
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+            print(f"lrjax: error: no space left on the device writing {e.filename or 'the run'}; free some space and "
+                  "run the same command again (a run with checkpoints continues from its newest one)", file=sys.stderr)
+            return 74
     return 0
+
+
+def interrupted_message(e: KeyboardInterrupt, argv: list[str]) -> str:
+    """One line: where a run stopped, its newest checkpoint, and the command that continues it."""
+    import logging
+    logging.getLogger("absl").setLevel(logging.CRITICAL)  # orbax's save thread would log the interrupt again
+    where = f" at step {e.step}" if getattr(e, "step", None) is not None else ""
+    saved = (f"; newest checkpoint: step {e.checkpoint_step} in {e.checkpoint}" if getattr(e, "checkpoint_step", None)
+             is not None else "; no checkpoint was saved")
+    workdir = getattr(e, "lrjax_workdir", None)
+    if workdir is None:
+        return f"lrjax: interrupted{where}{saved}"
+    args, skip = [], False
+    for a in argv:  # the same command with --workdir set to the run's directory
+        if skip:
+            skip = False
+            continue
+        if a == "--workdir":
+            skip = True
+            continue
+        if not a.startswith("--workdir="):
+            args.append(a)
+    command = " ".join(shlex.quote(a) for a in ["lrjax", *args, "--workdir", str(workdir)])
+    return f"lrjax: interrupted{where}{saved}; continue with: {command}"
 
 
 if __name__ == "__main__":

@@ -89,8 +89,8 @@ def restart(path: Path) -> None:
     ``config.json`` says they are an lrjax run's (else ``ConfigError``, deleting nothing)."""
     if _stored_run(path) is None:
         return
-    for name in RUN_OUTPUTS:
-        p = path / name
+    for name in sorted(RUN_OUTPUTS, key=lambda n: n == "config.json"):  # config.json last: an interrupted
+        p = path / name                                                  # restart can be restarted again
         if p.is_dir():
             shutil.rmtree(p)
         elif p.exists():
