@@ -6,14 +6,25 @@ trained densely), e.g. ``".*kernel=deep(2, scale=0.1)"`` overparameterizes every
 ``".*kernel=lora(8)"`` trains rank-8 updates of a random init. Metrics: ``test_accuracy`` (final, one per
 seed) and its median, the best test accuracy over the evaluations, the final train loss (mean of the last
 100 minibatch losses), and per kernel the numerical rank (singular values above 1e-3 of the largest) and
-effective rank of its final update ``W(T) - W(0)`` (medians over seeds). Seed 0's trained leaves are
-saved as an adapter (``lrjax.io.adapters``: ``adapter/adapter.{json,npz}``, loadable onto the base
-parameters) beside the merged plain parameter tree (``adapter/merged_params.npz``); both sizes on disk
-are reported.
+effective rank of its final update ``W(T) - W(0)`` (medians over seeds); ``adapter_bytes`` and
+``merged_params_bytes``: seed 0's files below.
+
+Every seed's trained leaves are saved as an adapter (``lrjax.io.adapters``) in ``adapter/seed_<s>/``:
+``adapter.json`` + ``adapter.npz`` (the adapter; ``adapter.json``'s ``base`` holds the hash of the base it
+belongs to and the recipe to rebuild that base) and ``merged_params.npz`` (the plain parameter tree it
+merges into, one array per parameter path). The base of seed ``s`` is the model init of
+``classification.train``: ``model.init(fold_in(fold_in(key(seed), s), 0), x[:1])["params"]`` (not
+``model.init(key(seed), ...)``); ``base_params(adapter_dir)`` rebuilds it from the recipe, so
+``adapters.load(d, base_params(d))`` gives the trained model, and ``adapters.load`` refuses any other base
+(``adapters.WrongBase``) whose frozen arrays differ.
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from lrjax import binding, data, models
@@ -56,19 +67,33 @@ def run(config, ctx) -> dict:
     plot_curves(res, tr, config, ctx.figure("loss_and_accuracy"))
     plot_spectra(tr.step, classification.update_spectra(tr), f"rules: {config.rules}", ctx.figure("update_spectra"))
     counts = binding.count_params(tr.initial)
-    first = jax.tree.map(lambda a: a[0], tr.params)
-    adapter = adapters.save(ctx.workdir / "adapter", first)          # seed 0's trained leaves only
-    merged = ctx.workdir / "adapter" / "merged_params.npz"          # the plain tree it merges into
-    np.savez(merged, **{n: np.asarray(w) for n, w in zip([n for n, _ in first.params],
-                                                         jax.tree.leaves(binding.materialize(first)))})
+    for s in range(config.seeds):
+        directory = ctx.workdir / "adapter" / f"seed_{s}"
+        recipe = {"model": config.model, "widths": list(config.widths), "act": config.act, "classes": 10,
+                  "dataset": config.dataset, "seed": config.seed, "member": s,
+                  "init": "model.init(fold_in(fold_in(key(seed), member), 0), zeros((1, *data.IMAGE_SHAPES[dataset])))"}
+        adapters.save(directory, jax.tree.map(lambda a: a[s], tr.params), base_recipe=recipe)
+        loaded = adapters.load(directory, base_params(directory))      # WrongBase if the recipe were wrong
+        np.savez(directory / "merged_params.npz", **{n: np.asarray(w) for n, w in zip(
+            [n for n, _ in loaded.params], jax.tree.leaves(binding.materialize(loaded)))})
+    first = ctx.workdir / "adapter" / "seed_0"
     window = min(100, res.steps)
     return {"test_accuracy": acc[:, -1].tolist(), "test_accuracy_median": float(np.median(acc[:, -1])),
             "best_test_accuracy_median": float(np.median(acc.max(axis=1))),
             "train_loss_final_median": float(np.median(res.scalars["loss"][:, -window:].mean(axis=1))),
             "update_ranks": classification.update_ranks(classification.update_spectra(tr)),
-            "trainable_params": counts["trainable"] + counts["outer"], "adapter_bytes": sum(adapter.values()),
-            "merged_params_bytes": merged.stat().st_size, "steps": res.steps,
+            "trainable_params": counts["trainable"] + counts["outer"], "adapter_bytes": sum(adapters.sizes(first).values()),
+            "merged_params_bytes": (first / "merged_params.npz").stat().st_size, "steps": res.steps,
             "steps_per_s": res.steps_per_s, "compile_s": res.compile_time, "resumed_from": res.resumed_from}
+
+
+def base_params(directory):
+    """The base parameters the adapter in ``directory`` (``adapter/seed_<s>``) was trained from, rebuilt from
+    the recipe in its ``adapter.json``: seed ``s``'s model init in ``classification.train``."""
+    r = json.loads((Path(directory) / "adapter.json").read_text())["base"]["recipe"]
+    model = models.make(r["model"], r["widths"], classes=r["classes"], act=r["act"])
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(r["seed"]), r["member"]), 0)
+    return model.init(key, jnp.zeros((1, *data.IMAGE_SHAPES[r["dataset"]])))["params"]
 
 
 def _smooth(y: np.ndarray, width: int) -> np.ndarray:
