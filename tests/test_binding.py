@@ -182,3 +182,22 @@ def test_batchnorm_statistics_pass_through_untouched():
     roles = lb.roles(bound)
     assert all(r == "frozen" for name, _ in bound.params if name.startswith("batch_stats")
                for r in jax.tree.leaves(roles.theta[name]))
+
+
+def test_bind_refuses_a_family_whose_init_has_the_wrong_shape():
+    """A user family whose init ignores the shape is caught when binding, naming the leaf and both shapes
+    (before, bind accepted it and materialize failed later, inside the model)."""
+    import dataclasses
+
+    from lrjax.param import Parameterization
+
+    @dataclasses.dataclass(frozen=True)
+    class Broken(Parameterization):
+        def init(self, key, shape, dtype=jnp.float32):
+            return {"w": jnp.zeros((shape[0], shape[1] + 1), dtype)}
+
+        def materialize(self, theta):
+            return theta["w"]
+
+    with pytest.raises(ValueError, match=r"cannot bind 'kernel' \(shape \(3, 2\)\): .* materializes a \(3, 3\) weight"):
+        lb.bind({"kernel": jnp.ones((3, 2))}, [(".*", Broken())])

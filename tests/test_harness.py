@@ -87,3 +87,24 @@ def test_a_rerun_with_nothing_left_to_do_keeps_the_measured_numbers(tmp_path):
     again = cli.run_config(f"{DEEP_MF}:quick", [], workdir=w, quiet=True)   # every step done: nothing timed
     assert first["steps_per_s"] is not None and again["steps_per_s"] == first["steps_per_s"]
     assert again["resumed_from"] == first["steps"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "README.md"], "lrjax: error: 'README.md' is not a config: a config is a python file, CONFIG.py[:variant]"),
+    (["run", f"{DEEP_MF}:quick", "--set", "rnak=3"], "lrjax: error: unknown config key 'rnak' (did you mean 'rank'?);"),
+    (["run", f"{DEEP_MF}:quick", "--set", "param=kron(2, 2)"],
+     "(a family of your own? --import the module that registers it)"),
+    (["run", f"{DEEP_MF}:quick", "--set", "param=" + "x" * 100_000], "characters cut"),
+])
+def test_small_mistakes_get_one_helpful_line(tmp_path, capsys, args, message):
+    assert cli.main([*args, "--workdir", str(tmp_path / "w")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and message in err[0] and len(err[0]) < 1000, err[0][:300]
+    assert not (tmp_path / "w").exists()
+
+
+def test_list_names_a_config_that_does_not_parse(tmp_path, capsys):
+    (tmp_path / "broken.py").write_text("def get_config(:\n")
+    assert cli.main(["list", "--configs", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"lrjax: error: config file {str(tmp_path / 'broken.py')!r} has a syntax error at line 1: invalid syntax"]

@@ -130,6 +130,10 @@ def bind(params, rules: Rules | dict, key: jax.Array | int = 0) -> Bound:
             theta[name] = match.from_weight(jax.random.fold_in(key, i), leaf)
         except ValueError as e:
             raise ValueError(f"cannot bind {name!r} (shape {jnp.shape(leaf)}): {e}") from None
+        built = jax.eval_shape(match.materialize, theta[name])  # shapes only: a family's bug shows here, not later
+        if built.shape != leaf.shape:
+            raise ValueError(f"cannot bind {name!r} (shape {tuple(leaf.shape)}): {match!r} materializes a "
+                             f"{tuple(built.shape)} weight from its init")
         pairs.append((name, match))
     return Bound(theta, tuple(pairs), treedef)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import difflib
 import errno
 import importlib
 import importlib.util
@@ -53,6 +54,8 @@ def _resolve_config(path_str: str) -> Path:
     """The config file: as given (relative to the current directory), else inside the repository."""
     for candidate in (Path(path_str), ROOT / path_str, ROOT / "configs" / path_str):
         if candidate.is_file():
+            if candidate.suffix != ".py":
+                raise ConfigError(f"{path_str!r} is not a config: a config is a python file, CONFIG.py[:variant]")
             return candidate.resolve()
     raise ConfigError(f"config file {path_str!r} does not exist")
 
@@ -104,8 +107,10 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> 
                 raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(sorted(config.keys()))}")
             node = node[p]
         if leaf not in node or leaf == "experiment":
-            raise ConfigError(f"unknown config key {key!r}; valid keys: "
-                              f"{', '.join(sorted(k for k in node.keys() if k != 'experiment'))}")
+            valid = sorted(k for k in node.keys() if k != "experiment")
+            close = difflib.get_close_matches(leaf, valid, n=1)
+            raise ConfigError(f"unknown config key {key!r}{f' (did you mean {close[0]!r}?)' if close else ''}; valid "
+                              f"keys: {', '.join(valid)}")
         value = _parse_value(text)
         old = node[leaf]
         if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
@@ -313,7 +318,10 @@ def list_configs(directory: Path) -> list[tuple[str, str]]:
     for p in sorted(directory.glob("*.py")):
         if p.name.startswith("_") or p.name == "common.py":
             continue
-        doc = ast.get_docstring(ast.parse(p.read_text())) or ""
+        try:
+            doc = ast.get_docstring(ast.parse(p.read_text())) or ""
+        except SyntaxError as e:
+            raise ConfigError(f"config file {str(p)!r} has a syntax error at line {e.lineno}: {e.msg}") from None
         try:
             shown = str(p.relative_to(Path.cwd()))
         except ValueError:
@@ -409,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 _bench(args)
         except (ConfigError, ResumeError, CheckpointError, DirectoryBusyError) as e:
-            print(f"lrjax: error: {str(e).splitlines()[0]}", file=sys.stderr)
+            print(f"lrjax: error: {one_line(str(e))}", file=sys.stderr)
             return 2
         except DivergenceError as e:
             print(f"lrjax: the run diverged: {e}", file=sys.stderr)
@@ -424,6 +432,16 @@ def main(argv: list[str] | None = None) -> int:
                   "run the same command again (a run with checkpoints continues from its newest one)", file=sys.stderr)
             return 74
     return 0
+
+
+def one_line(text: str, limit: int = 600) -> str:
+    """The first line of ``text``, its middle cut when longer than ``limit`` (a huge --set value is not
+    echoed whole)."""
+    line = text.splitlines()[0] if text.strip() else text
+    if len(line) <= limit:
+        return line
+    half = limit // 2
+    return f"{line[:half]} ... ({len(line) - 2 * half:,} characters cut) ... {line[-half:]}"
 
 
 def interrupted_message(e: KeyboardInterrupt, argv: list[str]) -> str:

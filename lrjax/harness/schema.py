@@ -236,7 +236,7 @@ class Spec(Field):
         import jax
         import jax.numpy as jnp
 
-        from lrjax.param import from_spec
+        from lrjax.param import available, from_spec
 
         if not isinstance(value, str):
             raise ValueError(f"must be a parameterization spec string, got {value!r}")
@@ -246,7 +246,9 @@ class Spec(Field):
                 shape = tuple(self.shape(config))
                 jax.eval_shape(lambda: p.init(jax.random.key(0), shape, jnp.float32))
         except (ValueError, TypeError) as e:
-            raise ValueError(f"= {value!r}: {first_line(e, with_type=False)}") from None
+            family = value.split("(", 1)[0].strip()
+            hint = "" if family in available() else " (a family of your own? --import the module that registers it)"
+            raise ValueError(f"= {value!r}: {first_line(e, with_type=False)}{hint}") from None
         return value
 
 
