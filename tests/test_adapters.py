@@ -23,6 +23,7 @@ class CNN(nn.Module):
 X = jax.random.normal(jax.random.key(0), (2, 6, 6, 1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rules", [[(".*kernel", "lora(4, alpha=8.0)"), (".*", "frozen()")],
                                    [(".*Dense_0/kernel", "deep_lora(3, width=4, scale=0.1)"),
                                     (".*kernel", "subspace(7, seed=2)"), (".*", "frozen()")]])

@@ -50,6 +50,7 @@ def test_trajectory_pca_recovers_a_line():
     assert ratio[0] > 1 - 1e-12
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype, rtol", [(jnp.float64, 1e-12), (jnp.float32, 2e-5)])
 def test_topk_tracker_matches_svd(dtype, rtol):
     """A slowly rotating matrix with a spectral gap: after warm-up, each step's Ritz values match svd."""
@@ -117,6 +118,7 @@ def test_compress_deep_matches_at_init_within_prop2():
     assert cp.roles(ct)["factors"][0] == param.OUTER
 
 
+@pytest.mark.slow
 @pytest.mark.x64
 def test_compress_bound_deep_lora_model():
     class MLP(nn.Module):
@@ -159,6 +161,7 @@ def test_tracker_solver_calls_do_not_grow_with_depth():
     assert counts[0] == counts[1] > 0, counts
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
 def test_tracker_zero_and_rank_deficient_matrices(dtype):
     """W = 0 (a zero-initialised LoRA factor) and rank(W) = 3 < k stay finite and orthonormal; the top values
@@ -179,6 +182,7 @@ def test_tracker_zero_and_rank_deficient_matrices(dtype):
     assert all(np.all(np.isfinite(v)) for v in values.values())
 
 
+@pytest.mark.slow
 @pytest.mark.x64
 def test_tracker_matrices_of_different_shapes():
     """Unequal shapes share one zero-padded state: each matrix's top-k and bulk match its own svd."""

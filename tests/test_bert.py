@@ -34,6 +34,7 @@ def _as_hf(params) -> dict:
     return out
 
 
+@pytest.mark.slow
 def test_tiny_bert_masks_padding_and_loads_hf_tensors_exactly():
     params = _tiny_params()
     ids = jnp.array([[2, 7, 9, 3, 0, 0], [2, 5, 3, 0, 0, 0]], jnp.int32)

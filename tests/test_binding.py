@@ -56,6 +56,7 @@ def test_lora_binding_is_a_noop_at_init_nnx():
     np.testing.assert_array_equal(rebuilt(X), model(X))
 
 
+@pytest.mark.slow
 def test_deep_lora_binding_is_near_noop_and_trains(linen_model):
     model, params = linen_model
     bound = lb.bind(params, {".*kernel": "deep_lora(depth=3, scale=1e-3)", ".*": "frozen()"}, key=0)
@@ -108,6 +109,7 @@ class CNN(nn.Module):
 IMAGES = jax.random.normal(jax.random.key(4), (2, 5, 5, 2))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", ["lora(rank=2, alpha=4.0)", "lowrank(3)", "dlor(2)", "deep(2, width=4)",
                                   "subspace(dim=5)"])
 def test_conv_kernels_are_matricized(spec):

@@ -54,6 +54,7 @@ def launch(tmp_path, num_processes: int, devices_per_process: int, timeout: floa
     return [dict(np.load(out)) for out in outs]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("devices_per_process", [1, 2])
 def test_two_process_sweep_matches_vmap(tmp_path, devices_per_process):
     ref = reference()
@@ -129,6 +130,7 @@ def _sweep_config(**overrides):
     return config, cli.experiment_module("completion_sweep")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method, eta", [("compressed", 150.0), ("two_factor", 150.0), ("original", 30.0)])
 def test_completion_sweep_members_equal_single_runs(method, eta):
     """Every (seed, eps) member of the sharded sweep follows sparse_recovery.fit's run with that seed and eps."""
@@ -176,6 +178,7 @@ def run_two_processes(workdirs: list[Path], sets: list[str], timeout: float = 24
     return [(p.returncode, log) for p, log in zip(procs, logs)]
 
 
+@pytest.mark.slow
 def test_completion_sweep_command_spans_two_processes(tmp_path):
     """``lrjax run ... --coordinator`` with 2 processes: process 0's metrics equal a one-process run's (3
     members: padded to 4 for the 2 devices); only process 0 writes the work directory."""
@@ -209,6 +212,7 @@ def test_process_0_refusing_its_workdir_stops_every_process(tmp_path):
     assert sorted(p.name for p in other.iterdir()) == before and not (tmp_path / "unused").exists()
 
 
+@pytest.mark.slow
 def test_processes_started_with_different_configs_refuse_before_any_work(tmp_path):
     """Process 1 started with another eta: every process exits 2 with one line naming the key and both
     values, and neither writes anything (before, both exited 0 and process 0's metrics held process 1's

@@ -39,6 +39,7 @@ def test_docs_exist():
     assert len(README.read_text().splitlines()) < 200, "the README is a newcomer's page: under 200 lines"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", [p for p in FILES if python_blocks(p)], ids=_name)
 def test_python_examples_run(path):
     namespace = {"__name__": f"docs_example_{path.stem.replace('-', '_')}"}
@@ -65,6 +66,7 @@ def test_readme_links_resolve():
             assert (ROOT / target).exists(), f"README.md links to {target}, which does not exist"
 
 
+@pytest.mark.slow
 def test_docs_site_builds(tmp_path):
     if importlib.util.find_spec("mkdocs") is None or importlib.util.find_spec("mkdocstrings") is None:
         pytest.fail('mkdocs is not installed: run `pip install -e ".[docs]"` (or `make docs`) to build and '

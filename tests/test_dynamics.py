@@ -243,6 +243,7 @@ def _flip(path):
     path.write_bytes(bytes(raw))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["flip", "truncate", "delete", "trajectory", "no checksums"])
 def test_corrupt_latest_checkpoint_falls_back_to_an_intact_one(tmp_path, straight_run, damage):
     _ckpt_run(tmp_path, 100)

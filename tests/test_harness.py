@@ -16,6 +16,7 @@ DEEP_MF = str(Path(__file__).resolve().parent.parent / "configs" / "deep_mf.py")
 QUICK = [f"{DEEP_MF}:quick", "--set", "steps=400", "--set", "chunk_size=100", "--set", "checkpoint_every=1"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_prints_one_line_with_the_checkpoint_and_the_command_that_continues(tmp_path, capsys, monkeypatch):
     w = tmp_path / "w"
     calls = []
@@ -63,6 +64,7 @@ def test_a_full_disk_is_one_line_and_its_own_exit_code(tmp_path, capsys, monkeyp
     assert len(err) == 1 and err[0].startswith("lrjax: error: no space left on the device writing "), err
 
 
+@pytest.mark.slow
 def test_an_interrupted_restart_can_be_restarted(tmp_path, monkeypatch):
     w = tmp_path / "w"
     cli.run_config(f"{DEEP_MF}:quick", ["checkpoint_every=1"], workdir=str(w), quiet=True)
@@ -81,6 +83,7 @@ def test_an_interrupted_restart_can_be_restarted(tmp_path, monkeypatch):
     assert metrics["resumed_from"] is None and json.loads((w / "config.json").read_text())["eta"] == 0.2
 
 
+@pytest.mark.slow
 def test_a_rerun_with_nothing_left_to_do_keeps_the_measured_numbers(tmp_path):
     w = str(tmp_path / "w")
     first = cli.run_config(f"{DEEP_MF}:quick", [], workdir=w, quiet=True)

@@ -3,7 +3,10 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 
+
+@pytest.mark.slow
 def test_a_script_beside_a_clone_named_lrjax_imports_the_package(tmp_path):
     """``git clone ... ~/lrjax`` and ``~/exp.py``: the clone directory must not stand in for the package as a
     namespace package (it did with setuptools' default editable finder: no ``lrjax.setup_process``, and the

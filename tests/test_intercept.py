@@ -23,6 +23,7 @@ with jax.enable_x64(True):   # float64 data, built once (tests/conftest.py)
     X = jax.random.normal(jax.random.key(0), (5, 6, 6, 2), jnp.float64)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", ["lora(2, alpha=4.0)", "lowrank(3)", "dlor(1)", "deep(3, width=5)",
                                   "deep_lora(3, scale=0.1)", "subspace(4)", "dense()"])
 def test_intercepted_forward_and_gradient_equal_materialized(spec):

@@ -37,6 +37,7 @@ def explicit_fastfood(proj, key):
     return (np.concatenate(blocks)[: proj.size, : proj.dim]) * np.sqrt(n / proj.size)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size,dim", SIZES)
 def test_fastfood_equals_the_matrix_it_defines(size, dim):
     proj, key = Projection(size, dim, "fastfood"), jax.random.key(size)
@@ -45,6 +46,7 @@ def test_fastfood_equals_the_matrix_it_defines(size, dim):
                                   np.broadcast_to(np.arange(proj.block), (-(-size // proj.block), proj.block)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("size,dim", SIZES)
 def test_apply_and_gradient_match_the_explicit_matrix(kind, size, dim):
@@ -62,6 +64,7 @@ def _column_norms(kind, size, dim, keys=8):
                            for k in range(keys)])
 
 
+@pytest.mark.slow
 def test_column_norm_statistics():
     np.testing.assert_allclose(_column_norms("dense", 500, 20), 1.0, atol=1e-5)           # exactly unit norm
     np.testing.assert_allclose(_column_norms("fastfood", 256, 16), 1.0, atol=1e-5)        # D a multiple of n
@@ -81,6 +84,7 @@ def test_sparse_projection_is_very_sparse():
     np.testing.assert_allclose(np.abs(m[m != 0]) % 0.1, 0, atol=1e-6)                     # multiples of 1/sqrt(k)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["dense", "sparse"])
 def test_dense_and_sparse_subspaces_are_nested(kind):
     key = jax.random.key(4)
@@ -110,6 +114,7 @@ def mlp_params():
     return model, x, model.init(jax.random.key(0), x)["params"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("said", [False, True])
 def test_global_subspace_at_zero_is_theta0_exactly(mlp_params, kind, said):
@@ -142,6 +147,7 @@ def test_global_subspace_moves_all_parameters_along_p_z(mlp_params):
     assert "structure" not in intrinsic_dimension.GlobalSubspace(10, "dense").init(params, 0)        # dense: regenerated
 
 
+@pytest.mark.slow
 def test_global_subspace_trains_only_z_and_said(mlp_params):
     import optax
 
@@ -180,6 +186,7 @@ def test_d_int90_and_bisection():
     assert intrinsic_dimension.next_dim({10: 0.1, 12: 0.95}, 1.0) == 11
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 def test_per_layer_subspace_takes_every_projection(kind):
     p = from_spec(f"subspace(6, seed=3, projection={kind!r})")
@@ -195,6 +202,7 @@ def test_per_layer_subspace_takes_every_projection(kind):
     np.testing.assert_allclose(w.reshape(-1) - 1, m @ z, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_bench_intrinsic_times_and_plans_memory(capsys):
     from benchmarks.suites import bench_intrinsic
     out = bench_intrinsic(dim=16, steps=2, repeats=1, batch=8, scaling_dims=(16, 4096))
@@ -247,6 +255,7 @@ def test_non_float_leaves_pass_through(mlp_params):
         intrinsic_dimension.GlobalSubspace(10 ** 6).init(params)
 
 
+@pytest.mark.slow
 @pytest.mark.x64
 def test_projection_is_the_same_with_and_without_64_bit_types(tmp_path):
     """The tests run with 64-bit types on; production runs without: the same P in both."""

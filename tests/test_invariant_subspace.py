@@ -19,6 +19,7 @@ def theorem_runs():
         }
 
 
+@pytest.mark.slow
 def test_theorem_holds_in_float64(theorem_runs):
     check, traj = theorem_runs["orthogonal"]
     assert check.passed, check

@@ -10,6 +10,7 @@ from lrjax.binding.nnx_layer import Linear
 X = jax.random.normal(jax.random.key(9), (5, 4))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", ["dense()", "lowrank(2)", "lora(2)", "dlor(1)", "deep(3, width=2)"])
 def test_nnx_linear(spec):
     layer = Linear(4, 6, param=spec, rngs=nnx.Rngs(0))

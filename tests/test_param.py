@@ -44,6 +44,7 @@ def _fixed_part(p, theta):
     return 0.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", list(SPECS))
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -66,6 +67,7 @@ def test_family_properties(spec, shape, dtype):
     assert p.num_params(shape) == n_free
 
 
+@pytest.mark.slow
 @pytest.mark.x64
 @pytest.mark.parametrize("spec", [s for s in SPECS if "subspace" not in s])
 def test_gradients_float64(spec):
@@ -128,6 +130,7 @@ def test_no_recompile_for_rebuilt_identical_parameterization():
         apply_jit(P.lowrank(1).init(jax.random.key(0), (4, 4)), x, P.lowrank(1))
 
 
+@pytest.mark.slow
 @pytest.mark.x64
 @pytest.mark.parametrize("n, rank", [(1, 1), (8, 1), (8, 3), (17, 1), (17, 3), (17, 8), (64, 1), (64, 8),
                                      (256, 8), (256, 32)])

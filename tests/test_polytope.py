@@ -157,6 +157,7 @@ def test_polytope_points_straddle_the_boundary_and_are_labelled_exactly(dim):
         toys.polytope_points(jax.random.key(0), a, b - 2, 10)
 
 
+@pytest.mark.slow
 @pytest.mark.x64
 @pytest.mark.parametrize("polytopes", [1, 2])
 def test_cover_net_layers_are_the_same_function_and_signs_start_negative(polytopes):

@@ -45,6 +45,7 @@ def test_completion_loss_and_error_by_hand(completion):
     np.testing.assert_allclose(completion.surrogate, m * phi / 0.3)
 
 
+@pytest.mark.slow
 def test_sensing_measurements_and_unknown_task():
     t = tasks.make_task("sensing", jax.random.key(0), 6, 1, measurements=30)
     a, y, phi = (np.asarray(t.data[k]) for k in ("a", "y", "target"))
@@ -123,6 +124,7 @@ def test_path_distance_to_polyline():
     assert path_distance(path, path) == 0.0
 
 
+@pytest.mark.slow
 def test_compressed_dynamics_runs_on_sensing(tmp_path):
     from pathlib import Path
 

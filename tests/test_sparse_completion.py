@@ -29,6 +29,7 @@ def product(factors):
     return np.asarray(product_matrix(factors))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", [(7, 7), (9, 4), (4, 9)])
 def test_signed_map_is_semi_orthogonal_and_its_products_match_dense(shape):
     q = random_signed_map(jax.random.key(3), shape)
@@ -54,6 +55,7 @@ def test_top_singular_matches_exact_svd():
                                (np.linalg.svd(a)[0][:, :4] * s_exact) @ np.linalg.svd(a)[2][:4], atol=1e-9)
 
 
+@pytest.mark.slow
 def test_loss_and_error_equal_the_dense_task(dense_and_sparse):
     task, sparse, data = dense_and_sparse
     theta = param.deep(3, width=5, scale=0.7).init(jax.random.key(1), (D, D), jnp.float64)
@@ -68,6 +70,7 @@ def test_loss_and_error_equal_the_dense_task(dense_and_sparse):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-18)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("depth,width", [(2, 5), (3, None)])
 def test_product_gradient_equals_the_dense_gradient_also_under_vmap(dense_and_sparse, depth, width):
     """The product path's custom VJP (``sc._matmul``) for two factors and for square (original) ones, one
@@ -84,6 +87,7 @@ def test_product_gradient_equals_the_dense_gradient_also_under_vmap(dense_and_sp
         np.testing.assert_allclose(a[1], c, rtol=1e-12, atol=1e-20)
 
 
+@pytest.mark.slow
 def test_sparse_path_reproduces_the_dense_trajectory(dense_and_sparse):
     task, sparse, data = dense_and_sparse
     p = param.deep(3, scale=EPS, init="permutation")
