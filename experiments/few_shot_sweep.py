@@ -5,7 +5,7 @@ sweep continues where it stopped; a cell with another config is run again (``dyn
 checkpoints only when they are of the same run, e.g. fewer ``steps``, and refuses those of another).
 
 Metrics: ``cells`` (one row per cell: method, rank, samples, ``val_accuracy_mean``/``_std``, ``ms_per_step``,
-``update_rank_median``: median over kernels and seeds of the final update's numerical rank, singular values
+``train_loss_final_mean``: the training loss at the end, over seeds; ``update_rank_median``: median over kernels and seeds of the final update's numerical rank, singular values
 above ``1e-3`` of the largest). Figure ``few_shot_sweep.png``: validation accuracy against the rank (at the
 smallest training set) and against the training-set size (at the smallest rank), and histograms of the
 numerical ranks of the final updates (every kernel and seed) at the smallest rank and largest training set.
@@ -93,6 +93,7 @@ def run(config, ctx) -> dict:
                      "val_accuracy_mean": m["val_accuracy_mean"], "val_accuracy_std": m["val_accuracy_std"],
                      "val_accuracy": m["val_accuracy"], "ms_per_step": m["ms_per_step"],
                      "trainable_params": m["trainable_params"],
+                     "train_loss_final_mean": float(np.mean(m["train_loss_final"])),
                      "update_rank_median": float(np.median(ranks[name(cell)]))})
     plot(rows, ranks, config, ctx.figure("few_shot_sweep"))
     return {"cells": rows, "device": jax.devices()[0].device_kind}
