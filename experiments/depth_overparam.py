@@ -13,7 +13,7 @@ import numpy as np
 
 from lrjax import analysis, data, models
 from lrjax.harness.figures import pyplot, save_figure
-from lrjax.harness.schema import Choice, Float, Int, Schema, Seq
+from lrjax.harness.schema import Choice, Float, Int, Schema, Seq, data_checks
 from lrjax.studies import classification
 
 SCHEMA = Schema(
@@ -21,7 +21,7 @@ SCHEMA = Schema(
     scale=Float(gt=0), optimizer=Choice(*classification.OPTIMIZERS), lr=Float(gt=0), batch_size=Int(min=1),
     steps=Int(min=1, resume="grow"), seeds=Int(min=1), eval_every=Int(min=1), train_size=Int(min=0),
     seed=Int(min=0), checkpoint_every=Int(min=0, resume="any"),
-    checks=classification.data_checks(),
+    checks=data_checks(),
 )
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from lrjax import data, models
 from lrjax.harness.figures import pyplot, save_figure
-from lrjax.harness.schema import Bool, Choice, Float, Int, Rule, Schema, Seq
+from lrjax.harness.schema import Bool, Choice, Float, Int, Rule, Schema, Seq, data_checks
 from lrjax.param.projection import KINDS
 from lrjax.studies import classification, intrinsic_dimension
 
@@ -66,7 +66,7 @@ SCHEMA = Schema(
     optimizer=Choice(*classification.OPTIMIZERS), lr=Float(gt=0), baseline_lr=Float(gt=0), batch_size=Int(min=1),
     steps=Int(min=1), seeds=Int(min=1), eval_every=Int(min=1), train_size=Int(min=0), seed=Int(min=0),
     checkpoint_every=Int(min=0, resume="any"),
-    checks=[*classification.data_checks(),
+    checks=[*data_checks(),
             Rule(("dims", "model", "widths", "dataset", "said"), _dims_fit,
                  "every d must be <= the number of parameters D (with said, > the number of tensors)"),
             Rule(("projection", "dims", "seeds", "model", "widths", "dataset"), _dense_fits,

@@ -29,7 +29,7 @@ import numpy as np
 
 from lrjax import binding, data, models
 from lrjax.harness.figures import pyplot, save_figure
-from lrjax.harness.schema import Choice, Float, Int, Rule, Schema, Seq, Str
+from lrjax.harness.schema import Choice, Float, Int, Rule, Schema, Seq, Str, data_checks
 from lrjax.io import adapters
 from lrjax.models.param_mlp import ACTIVATIONS
 from lrjax.studies import classification
@@ -50,7 +50,7 @@ SCHEMA = Schema(
     optimizer=Choice(*classification.OPTIMIZERS), lr=Float(gt=0), batch_size=Int(min=1),
     steps=Int(min=1, resume="grow"), seeds=Int(min=1), eval_every=Int(min=1), train_size=Int(min=0),
     seed=Int(min=0), checkpoint_every=Int(min=0, resume="any"),
-    checks=[*classification.data_checks(),
+    checks=[*data_checks(),
             Rule(("model", "widths", "act", "dataset", "rules"), check_binding, "the binding rules do not fit")],
 )
 

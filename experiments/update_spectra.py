@@ -12,7 +12,7 @@ import numpy as np
 
 from lrjax import data, models
 from lrjax.harness.figures import pyplot, save_figure
-from lrjax.harness.schema import Choice, Float, Int, Schema, Seq
+from lrjax.harness.schema import Choice, Float, Int, Schema, Seq, data_checks
 from lrjax.studies import classification
 
 NETWORKS = ("linear", "mlp", "cnn")
@@ -23,7 +23,7 @@ SCHEMA = Schema(
     lrs=Seq(Float(gt=0), length=lambda c: len(c.networks)), batch_size=Int(min=1), steps=Int(min=1, resume="grow"),
     seeds=Int(min=1), eval_every=Int(min=1), train_size=Int(min=0), seed=Int(min=0),
     checkpoint_every=Int(min=0, resume="any"),
-    checks=classification.data_checks(),
+    checks=data_checks(),
 )
 
 

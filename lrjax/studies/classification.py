@@ -51,19 +51,6 @@ def check_rules_match(rules, paths) -> None:
                              f"path; paths: {', '.join(sorted(paths))})")
 
 
-def data_checks():
-    """The schema rules every experiment training on ``lrjax.data`` needs: keys ``dataset``,
-    ``train_size``, ``batch_size``, ``eval_every``, ``steps``."""
-    from lrjax import data
-    from lrjax.harness.schema import Rule
-    return [Rule(("eval_every", "steps"), lambda e, s: e <= s, "eval_every must be <= steps"),
-            Rule(("dataset",), lambda d: bool(data.locate(d)), "the dataset must be installed"),
-            Rule(("train_size", "dataset"), lambda n, d: n <= data.TRAIN_SIZES[d],
-                 "train_size must be <= the dataset's training split (0: all of it)"),
-            Rule(("batch_size", "train_size", "dataset"), lambda b, n, d: b <= (n or data.TRAIN_SIZES[d]),
-                 "batch_size must be <= the number of training examples")]
-
-
 @dataclasses.dataclass(frozen=True)
 class RuleBinding:
     """Parameters bound leaf by leaf by ``rules`` (``lrjax.binding``), then ``(".*", "dense()")``."""
