@@ -225,3 +225,19 @@ def test_processes_started_with_different_configs_refuse_before_any_work(tmp_pat
         assert len(errors) == 1 and "different runs" in errors[0] and "eta: 150.0 in process 0, 100.0 in process 1" \
             in errors[0], log
     assert not (tmp_path / "w0").exists() and not (tmp_path / "w1").exists()
+
+
+@pytest.mark.slow
+def test_a_process_that_never_joins_is_named_in_one_line(tmp_path):
+    """Process 1 is never started: process 0 stops after --join-timeout with one line naming process 1 and
+    exit code 2 (before: JAX waited ~300 s and aborted the process with a C++ stack trace, exit 134), and
+    writes nothing."""
+    coordinator = f"127.0.0.1:{free_port()}"
+    out = subprocess.run([sys.executable, "-m", "lrjax.harness.cli", "run", "configs/completion_sweep.py:quick",
+                          "--workdir", str(tmp_path / "w"), "--coordinator", coordinator, "--num-processes", "2",
+                          "--process-id", "0", "--join-timeout", "3"], cwd=JOB.parent.parent,
+                         env={**os.environ, "JAX_PLATFORMS": "cpu"}, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert out.stderr.strip().splitlines() == [f"lrjax: error: process(es) 1 of 2 did not join {coordinator} within 3 s "
+                                               "(--join-timeout)"]
+    assert not (tmp_path / "w").exists()

@@ -13,6 +13,8 @@ where ``my_sweep.py`` calls ``initialize()`` before any other JAX call, then ``s
 from __future__ import annotations
 
 import os
+import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -60,15 +62,90 @@ def resolve(coordinator: str | None = None, num_processes: int | str | None = No
     return coordinator, n, pid
 
 
+class JoinError(RuntimeError):
+    """A process of a multi-process run did not join (or process 0 could not be reached) in time."""
+
+
+def _send_line(sock: socket.socket, text: str) -> None:
+    sock.sendall(text.encode() + b"\n")
+
+
+def _read_line(sock: socket.socket) -> str:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(256)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode(errors="replace").strip()
+
+
+def rendezvous(coordinator: str, num_processes: int, process_id: int, timeout: float) -> None:
+    """Wait until every process is there, before JAX joins them (whose own wait ends in a C++ abort).
+
+    Process 0 listens on the coordinator's port for ``timeout`` seconds and answers every peer ``ok`` once all
+    ``num_processes - 1`` have said who they are; a peer retries connecting for ``timeout`` seconds. Missing
+    processes or an unreachable process 0 raise ``JoinError`` naming them (on every process that is there)."""
+    host, _, port = coordinator.rpartition(":")
+    deadline = time.monotonic() + timeout
+    if process_id == 0:
+        server = socket.create_server(("", int(port)), reuse_port=False)
+        server.settimeout(0.2)
+        peers: dict[int, socket.socket] = {}
+        try:
+            while len(peers) < num_processes - 1 and time.monotonic() < deadline:
+                try:
+                    conn, _ = server.accept()
+                except TimeoutError:
+                    continue
+                conn.settimeout(max(deadline - time.monotonic(), 0.1))
+                words = _read_line(conn).split()
+                if len(words) == 2 and words[0] == "lrjax" and words[1].isdigit():
+                    peers[int(words[1])] = conn
+                else:
+                    conn.close()
+            missing = [i for i in range(1, num_processes) if i not in peers]
+            for conn in peers.values():
+                _send_line(conn, "ok" if not missing else "missing " + ",".join(map(str, missing)))
+                conn.close()
+        finally:
+            server.close()
+        if missing:
+            raise JoinError(f"process(es) {', '.join(map(str, missing))} of {num_processes} did not join "
+                            f"{coordinator} within {timeout:g} s (--join-timeout)")
+        return
+    while True:
+        try:
+            conn = socket.create_connection((host, int(port)), timeout=1.0)
+            break
+        except OSError:
+            if time.monotonic() >= deadline:
+                raise JoinError(f"process 0 could not be reached at {coordinator} within {timeout:g} s "
+                                "(--join-timeout)") from None
+            time.sleep(0.2)
+    with conn:
+        conn.settimeout(max(deadline - time.monotonic(), 1.0))
+        _send_line(conn, f"lrjax {process_id}")
+        try:
+            answer = _read_line(conn)
+        except OSError:
+            answer = ""
+    if answer != "ok":
+        missing = answer.removeprefix("missing ").replace(",", ", ") if answer.startswith("missing") else "some"
+        raise JoinError(f"process(es) {missing} of {num_processes} did not join {coordinator} within {timeout:g} s "
+                        "(--join-timeout)")
+
+
 def initialize(coordinator: str | None = None, num_processes: int | None = None,
-               process_id: int | None = None) -> bool:
+               process_id: int | None = None, join_timeout: float | None = None) -> bool:
     """Join a multi-process JAX run; call it before any other JAX call.
 
     Arguments default to the environment variables (``resolve``). Returns ``False`` and does nothing
     without a coordinator (single process), ``True`` once joined. Bad values raise ``ValueError`` before
     anything is started; CPU collectives are set to gloo (unless chosen already) so cross-process
     collectives work on CPU. A second call with the same arguments does nothing; with other arguments it
-    raises ``RuntimeError``.
+    raises ``RuntimeError``. ``join_timeout``: seconds to wait for every process (``rendezvous``) before JAX
+    joins them; ``None``: JAX's own wait.
     """
     resolved = resolve(coordinator, num_processes, process_id)
     if resolved is None:
@@ -81,6 +158,8 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
             raise RuntimeError(f"initialize: already joined as coordinator={joined[0]!r}, num_processes={joined[1]}, "
                                f"process_id={joined[2]}; cannot join again as {coordinator!r}, {n}, {pid}")
         return True
+    if join_timeout is not None and n > 1:
+        rendezvous(coordinator, n, pid, join_timeout)
     if jax.config.jax_cpu_collectives_implementation is None:
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     # "deactivate": use exactly these values (no Slurm/MPI/TPU auto-detection); every local device is used.

@@ -245,7 +245,8 @@ def run_experiment(module, config, workdir: Path, writes: bool = True) -> dict:
 
 def run_config(spec: str, overrides: list[str] = (), workdir: str | None = None, quiet: bool = False,
                imports: list[str] = (), fresh: bool = False, coordinator: str | None = None,
-               num_processes: int | None = None, process_id: int | None = None) -> dict:
+               num_processes: int | None = None, process_id: int | None = None,
+               join_timeout: float = 300.0) -> dict:
     """Load, validate, run and record one experiment (module docstring); returns its metrics.
     ``fresh=True`` is ``--restart``. With a coordinator (``distributed.resolve``) the process joins a
     multi-process run before the experiment starts; process 0 alone uses the work directory, the others
@@ -256,8 +257,13 @@ def run_config(spec: str, overrides: list[str] = (), workdir: str | None = None,
     module = experiment_module(config.experiment)
     module.SCHEMA.validate(config)
     joined = resolve_processes(module, config.experiment, coordinator, num_processes, process_id)
+    if not 0 < join_timeout < float("inf"):
+        raise ConfigError(f"--join-timeout must be a positive number of seconds, got {join_timeout!r}")
     if joined is not None:
-        distributed.initialize(*joined)
+        try:
+            distributed.initialize(*joined, join_timeout=join_timeout)
+        except distributed.JoinError as e:
+            raise ConfigError(str(e)) from None
         check_same_run(config)
         if joined[2] != 0:
             if not distributed.agree(True):  # process 0's verdict on its work directory
@@ -350,6 +356,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="join a multi-process run whose process 0 listens there (default $LRJAX_COORDINATOR); "
                             "for experiments that span processes (e.g. completion_sweep)")
     p_run.add_argument("--num-processes", type=int, help="processes in the run (default $LRJAX_NUM_PROCESSES)")
+    p_run.add_argument("--join-timeout", type=float, default=300.0, metavar="SECONDS",
+                       help="how long the processes of a multi-process run wait for each other (default 300)")
     p_run.add_argument("--process-id", type=int,
                        help="this process, 0..N-1; only process 0 writes --workdir (default $LRJAX_PROCESS_ID)")
     p_list = sub.add_parser("list", help="list the experiment configs")
@@ -403,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "run":
                 metrics = run_config(args.config, args.set, args.workdir, imports=args.imports, fresh=args.restart,
                                      coordinator=args.coordinator, num_processes=args.num_processes,
+                                     join_timeout=args.join_timeout,
                                      process_id=args.process_id)
                 if metrics.get("passed") is not None and not bool(metrics["passed"]):
                     print(f"lrjax: the experiment's check failed (passed = false; see {args.config})",
