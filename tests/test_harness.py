@@ -98,6 +98,7 @@ def test_a_rerun_with_nothing_left_to_do_keeps_the_measured_numbers(tmp_path):
     (["run", f"{DEEP_MF}:quick", "--set", "param=kron(2, 2)"],
      "(a family of your own? --import the module that registers it)"),
     (["run", f"{DEEP_MF}:quick", "--set", "param=" + "x" * 100_000], "characters cut"),
+    (["run", f"{DEEP_MF}:quick", "--set", "d=2000000"], "its parameters alone need 44,703.5 GiB (float32); this machine"),
 ])
 def test_small_mistakes_get_one_helpful_line(tmp_path, capsys, args, message):
     assert cli.main([*args, "--workdir", str(tmp_path / "w")]) == 2

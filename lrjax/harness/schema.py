@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from lrjax.io.files import first_line
@@ -222,6 +223,17 @@ class Seq(Field):
         return tuple(out)
 
 
+def available_memory_bytes() -> int | None:
+    """``MemAvailable`` of ``/proc/meminfo`` in bytes (``None`` where there is no such file)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 @dataclasses.dataclass(frozen=True)
 class Spec(Field):
     """A parameterization spec string (``"lowrank(4)"``); with ``shape(config) -> shape`` it is also
@@ -244,7 +256,12 @@ class Spec(Field):
             p = from_spec(value)
             if self.shape is not None:
                 shape = tuple(self.shape(config))
-                jax.eval_shape(lambda: p.init(jax.random.key(0), shape, jnp.float32))
+                theta = jax.eval_shape(lambda: p.init(jax.random.key(0), shape, jnp.float32))
+                need = sum(math.prod(x.shape) * 4 for x in jax.tree.leaves(theta))
+                have = available_memory_bytes()
+                if have is not None and need > have:
+                    raise ValueError(f"for shape {shape} its parameters alone need {need / 2 ** 30:,.1f} GiB (float32); "
+                                     f"this machine has {have / 2 ** 30:,.1f} GiB available")
         except (ValueError, TypeError) as e:
             family = value.split("(", 1)[0].strip()
             hint = "" if family in available() else " (a family of your own? --import the module that registers it)"
