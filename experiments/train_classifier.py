@@ -31,6 +31,7 @@ from lrjax import binding, data, models
 from lrjax.harness.figures import pyplot, save_figure
 from lrjax.harness.schema import Choice, Float, Int, Rule, Schema, Seq, Str, data_checks
 from lrjax.io import adapters
+from lrjax.io.files import save_npz
 from lrjax.models.param_mlp import ACTIVATIONS
 from lrjax.studies import classification
 
@@ -74,7 +75,7 @@ def run(config, ctx) -> dict:
                   "init": "model.init(fold_in(fold_in(key(seed), member), 0), zeros((1, *data.IMAGE_SHAPES[dataset])))"}
         adapters.save(directory, jax.tree.map(lambda a: a[s], tr.params), base_recipe=recipe)
         loaded = adapters.load(directory, base_params(directory))      # WrongBase if the recipe were wrong
-        np.savez(directory / "merged_params.npz", **{n: np.asarray(w) for n, w in zip(
+        save_npz(directory / "merged_params.npz", **{n: np.asarray(w) for n, w in zip(
             [n for n, _ in loaded.params], jax.tree.leaves(binding.materialize(loaded)))})
     first = ctx.workdir / "adapter" / "seed_0"
     window = min(100, res.steps)

@@ -31,7 +31,7 @@ import jax
 import numpy as np
 
 from lrjax import binding
-from lrjax.io.files import write_json
+from lrjax.io.files import save_npz, write_json
 from lrjax.param import FROZEN, from_repr
 
 FORMAT = 2
@@ -72,10 +72,7 @@ def save(directory: str | os.PathLike, bound: binding.Bound, base_recipe: dict |
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     arrays = {key: np.asarray(leaf) for key, leaf, role in _leaves(bound) if role != FROZEN}
-    tmp = directory / ".adapter.npz.tmp"
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, directory / "adapter.npz")
+    save_npz(directory / "adapter.npz", **arrays)
     write_json(directory / "adapter.json", {
         "format": FORMAT, "params": [[name, repr(p)] for name, p in bound.params],
         "arrays": {k: list(v.shape) for k, v in arrays.items()},

@@ -29,7 +29,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from lrjax.io.files import DirectoryLock, first_line, write_json
+from lrjax.io.files import DirectoryLock, first_line, save_npz, write_json
 
 
 class CheckpointError(RuntimeError):
@@ -99,10 +99,7 @@ class Checkpointer:
         (a deterministic run reaches the same state there)."""
         if step in self.manager.all_steps() and (self.directory / f"checksums_{step}.json").is_file():
             return
-        tmp = self.directory / f".trajectory_{step}.npz.tmp"
-        with open(tmp, "wb") as f:
-            np.savez(f, **trajectory)
-        os.replace(tmp, self.directory / f"trajectory_{step}.npz")
+        save_npz(self.directory / f"trajectory_{step}.npz", **trajectory)
         leaves = [host_array(x) for x in jax.tree.leaves(state)]
         self.manager.save(step, args=ocp.args.StandardSave({"leaves": leaves}), force=True)
         self.manager.wait_until_finished()

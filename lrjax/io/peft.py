@@ -53,6 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax import binding
+from lrjax.io.files import write_text
 from lrjax.param import FROZEN, Adapter, LoRA, lora
 
 CONFIG_FILE, WEIGHTS_FILE = "adapter_config.json", "adapter_model.safetensors"
@@ -190,8 +191,10 @@ def export(directory: str | os.PathLike, bound: binding.Bound, module_name: Call
               "inference_mode": True}
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(directory / WEIGHTS_FILE), metadata={"format": "pt"})
-    (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    tmp = directory / f".{WEIGHTS_FILE}.tmp"   # written, then renamed: a kill never leaves half a file
+    save_file(tensors, str(tmp), metadata={"format": "pt"})
+    os.replace(tmp, directory / WEIGHTS_FILE)
+    write_text(directory / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
     return {"r": config["r"], "lora_alpha": config["lora_alpha"], "target_modules": targets, "modules": modules,
             "bias": bias, "modules_to_save": saved, "discarded": discarded}
 
