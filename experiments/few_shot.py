@@ -26,7 +26,7 @@ singular values above ``1e-3`` of the largest), ``alignment_mean`` (per record, 
 the top-8 left singular subspace of each update at that step and at the end, mean over kernels and
 seeds; LoRA's update is 0 at step 0, so its first value is meaningless; two random 8-dimensional subspaces
 of R^384 give about 0.3), ``trainable_params`` (the adapters' trained leaves and the head; outer factors
-only when ``gamma > 0``), ``outer_params``, ``ms_per_step``, ``peak_memory_mb`` (``runs.peak_memory_mb``:
+only when ``gamma > 0``), ``outer_params``, ``ms_per_step``, ``peak_memory_mb`` (``lrjax.harness.process.peak_memory_mb``:
 the peak so far). Every seed's adapter
 is exported as a PEFT directory ``peft/seed<i>/`` (``lrjax.io.peft``; Deep LoRA merged to rank ``2 rank``) with
 the head beside it (``head.safetensors``: ``weight (2, 384)``, ``bias (2,)``, torch layout).

@@ -12,6 +12,7 @@ are exactly (total faces, polytopes) with the compressed accuracy within 0.01 of
 """
 from __future__ import annotations
 
+import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -41,7 +42,8 @@ def run(config, ctx) -> dict:
     params = jax.vmap(lambda k: init(k, widths))(jax.random.split(jax.random.fold_in(key, 2), config.seeds))
     res = dynamics.run(bce, params, optax.adam(config.lr), config.steps,
                        data={"x": x, "y": y.astype(jnp.float32)}, batched=True,
-                       chunk_size=min(config.steps, 1000), checkpoint=ctx.checkpoints(),
+                       chunk_size=min(config.steps, 1000), checkpoint=dataclasses.replace(ctx.checkpoints(), directory=ctx.workdir / "checkpoints"),  # where
+                       # runs before the run context kept them: W/checkpoints/checkpoints
                        desc=config.dataset)
     theory = toys.GEOMETRY.get(config.dataset)
     rows, nets = [], []

@@ -9,11 +9,17 @@ work directories) on top.
 """
 from importlib.metadata import PackageNotFoundError, version
 
-from lrjax.harness.process import setup_process
-
 try:
     __version__ = version("lrjax")
 except PackageNotFoundError:  # run from a source tree that was never installed
     __version__ = "0+unknown"
+
+
+
+def setup_process() -> None:
+    """The one call that sets process-wide switches (thread counts, XLA CPU flags): ``lrjax.harness.process``."""
+    from lrjax.harness.process import setup_process as setup
+    setup()
+
 
 __all__ = ["__version__", "setup_process"]

@@ -162,3 +162,17 @@ def test_a_format_1_adapter_without_a_base_record_loads_with_a_warning(tmp_path)
         loaded = adapters.load(tmp_path / "a", base)
     for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(bound)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_format_2_adapter_without_its_base_record_is_refused_in_one_line(tmp_path):
+    import json
+
+    from lrjax.io.adapters import AdapterError
+    params = {"kernel": jnp.ones((4, 3)), "bias": jnp.zeros(3)}
+    bound = binding.bind(params, [(".*kernel", "lora(2)"), (".*", "frozen()")], key=0)
+    adapters.save(tmp_path, bound)
+    meta = json.loads((tmp_path / "adapter.json").read_text())
+    del meta["base"]
+    (tmp_path / "adapter.json").write_text(json.dumps(meta))
+    with pytest.raises(AdapterError, match="records no base"):
+        adapters.load(tmp_path, params)

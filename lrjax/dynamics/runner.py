@@ -526,8 +526,8 @@ class Runner:
             if ckpt is not None:
                 ckpt.save(done, state, history.trajectory())
         except KeyboardInterrupt:
-            raise Interrupted(done, None if ckpt is None else str(ckpt.directory),
-                              None if ckpt is None else ckpt.latest_step()) from None
+            intact = [] if ckpt is None else [k for k in ckpt.all_steps() if ckpt.verify(k) is None]
+            raise Interrupted(done, None if ckpt is None else str(ckpt.directory), max(intact, default=None)) from None
         finally:
             bar.close()
         wall = time.perf_counter() - t0 - compile_time

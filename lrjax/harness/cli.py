@@ -304,9 +304,10 @@ def run_config(spec: str, overrides: list[str] = (), workdir: str | None = None,
             e.lrjax_workdir = out  # for the interrupt message (main)
             raise
         metrics.setdefault("runtime_s", time.perf_counter() - t0)
-        for key, value in measured.items():  # a re-run that measured nothing (all steps done) keeps the numbers
-            if key in metrics and metrics[key] is None and value is not None:
-                metrics[key] = value
+        if previous is not None and not allowed and not fresh:  # the same run again, every step done already:
+            for key, value in measured.items():               # it measured nothing, so keep what was measured
+                if key in metrics and metrics[key] is None and value is not None:
+                    metrics[key] = value
         write_json(out / "metrics.json", metrics)
     finally:
         lock.release()

@@ -121,9 +121,14 @@ def load(directory: str | os.PathLike, params) -> binding.Bound:
     loaded = binding.Bound(theta, bound.params, bound.treedef)
     if meta["format"] == 1:
         warnings.warn(f"{directory} is a format-1 adapter: it records no base, so the base is not checked")
-    elif (theirs := base_hash(loaded)) != meta["base"]["sha256"]:
-        raise WrongBase(f"{directory} was trained on a base of sha256 {meta['base']['sha256']}, these base "
-                        f"parameters hash to {theirs} (recipe of its base: {meta['base']['recipe']})")
+        return loaded
+    base = meta.get("base")
+    if not isinstance(base, dict) or not isinstance(base.get("sha256"), str):
+        raise AdapterError(f"{directory}/adapter.json records no base (\"base\": {{\"sha256\", \"recipe\"}}): cannot tell "
+                           "which base it belongs to")
+    if (theirs := base_hash(loaded)) != base["sha256"]:
+        raise WrongBase(f"{directory} was trained on a base of sha256 {base['sha256']}, these base "
+                        f"parameters hash to {theirs} (recipe of its base: {base.get('recipe')})")
     return loaded
 
 

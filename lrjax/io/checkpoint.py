@@ -9,7 +9,7 @@ Layout under ``directory``:
 - ``checksums_<step>.json``: the SHA-256 of every file of that step (step folder and trajectory), written
   last, after orbax reports the save complete. A step without it never finished saving; one that is not a
   JSON object, or that does not list exactly the step's files, marks the step corrupt;
-- ``fingerprint.json``: what the run that owns these checkpoints was (see ``dynamics.runner``);
+- ``fingerprint.json``: what the run that owns these checkpoints was (see ``lrjax.dynamics.resume``);
 - ``.lock``: held (``flock``) by the one process that runs here.
 
 ``restore`` verifies the newest step against its checksums and falls back to the newest intact one with
