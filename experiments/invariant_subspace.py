@@ -1,6 +1,8 @@
 """Experiment: the invariant-subspace theorem checked on a recorded GD run (see configs/theorem_simulation.py)."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from lrjax.harness.figures import pyplot, save_figure
@@ -19,10 +21,8 @@ SCHEMA = Schema(
 
 
 def run(config, ctx) -> dict:
-    check, traj = theorem_simulation.simulate(
-        d=config.d, rank=config.rank, depth=config.depth, eps=config.eps, eta=config.eta,
-        weight_decay=config.weight_decay, steps=config.steps, record_every=config.record_every, dtype=config.dtype,
-        init=config.init, seed=config.seed)
+    setup = theorem_simulation.Setup(**{f.name: config[f.name] for f in dataclasses.fields(theorem_simulation.Setup)})
+    check, traj = theorem_simulation.simulate(setup)
     ctx.save_arrays(**traj)
     plot_spectra(traj, config, ctx.figure("singular_values"))
     plot_subspaces(traj, config, ctx.figure("subspaces"))

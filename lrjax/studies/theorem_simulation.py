@@ -9,6 +9,7 @@ factors stay fixed; it records the factors' spectra, the block-structure residua
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
@@ -31,37 +32,64 @@ def _positive_finite(x) -> bool:
     return _finite(x) and x > 0
 
 
-def simulate(d: int = 30, rank: int = 3, depth: int = 3, eps=1.0, eta: float = 0.1,
-             weight_decay: float = 0.0, steps: int = 300, record_every: int = 1, dtype: str = "float64",
-             init: str = "orthogonal", seed: int = 0, progress: bool | None = None):
-    """Run the original and the compressed deep factorization side by side and check the theorem.
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """One simulation: ``d x d`` factors, target rank ``rank``, ``depth`` factors scaled by ``eps`` (one number
+    or one per factor), GD at ``eta`` with ``weight_decay`` for ``steps`` steps recorded every
+    ``record_every``, in ``dtype``, from an ``init`` (``"orthogonal"``: the theorem's hypothesis, or
+    ``"gaussian"``) drawn from ``seed``. Bad values raise ``ValueError`` naming them."""
+
+    d: int = 30
+    rank: int = 3
+    depth: int = 3
+    eps: float | tuple = 1.0
+    eta: float = 0.1
+    weight_decay: float = 0.0
+    steps: int = 300
+    record_every: int = 1
+    dtype: str = "float64"
+    init: str = "orthogonal"
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("d", "rank", "depth", "steps", "record_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"simulate: {name} must be a positive integer, got {value!r}")
+        if self.steps % self.record_every:
+            raise ValueError(f"simulate: steps={self.steps} must be a multiple of record_every={self.record_every}")
+        if self.rank > self.d:
+            raise ValueError(f"simulate: rank={self.rank} exceeds d={self.d}")
+        if self.init not in ("orthogonal", "gaussian"):
+            raise ValueError(f"simulate: init must be 'orthogonal' or 'gaussian', got {self.init!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"simulate: dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        eps = tuple(self.eps) if isinstance(self.eps, (tuple, list)) else (self.eps,) * self.depth
+        if len(eps) != self.depth or not all(_positive_finite(e) for e in eps):
+            raise ValueError(f"simulate: eps must be a positive finite number or {self.depth} of them, got {self.eps!r}")
+        object.__setattr__(self, "eps", tuple(float(e) for e in eps))
+        for name in ("eta", "weight_decay"):
+            value = getattr(self, name)
+            if not _finite(value) or value < 0 or (name == "eta" and value == 0):
+                raise ValueError(f"simulate: {name} must be a finite number {'> 0' if name == 'eta' else '>= 0'}, "
+                                 f"got {value!r}")
+
+
+def simulate(setup: Setup | None = None, *, progress: bool | None = None, **fields):
+    """Run the original and the compressed deep factorization side by side and check the theorem:
+    ``simulate(Setup(...))`` or ``simulate(d=..., rank=..., ...)`` (``Setup``'s fields).
 
     Returns ``(check: TheoremCheck, trajectory: dict of numpy arrays)``; trajectory keys: ``step (T,)``,
     ``singular_values (T, depth, d)`` descending, ``rho (T, depth)``, ``subspace_residual (T, depth)``,
     ``compression_gap (T,)``, ``top_direction_leak (T, depth)`` (sin of the angle between the top-r*
     right singular vectors of each factor and the invariant output subspace), ``loss (steps,)``.
     """
-    for name, value in (("d", d), ("rank", rank), ("depth", depth), ("steps", steps), ("record_every", record_every)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"simulate: {name} must be a positive integer, got {value!r}")
-    if steps % record_every:
-        raise ValueError(f"simulate: steps={steps} must be a multiple of record_every={record_every}")
-    if rank > d:
-        raise ValueError(f"simulate: rank={rank} exceeds d={d}")
-    if init not in ("orthogonal", "gaussian"):
-        raise ValueError(f"simulate: init must be 'orthogonal' or 'gaussian', got {init!r}")
-    if dtype not in ("float32", "float64"):
-        raise ValueError(f"simulate: dtype must be 'float32' or 'float64', got {dtype!r}")
-    eps_l = tuple(eps) if isinstance(eps, (tuple, list)) else (eps,) * depth
-    if len(eps_l) != depth or not all(_positive_finite(e) for e in eps_l):
-        raise ValueError(f"simulate: eps must be a positive finite number or {depth} of them, got {eps!r}")
-    eps_l = tuple(float(e) for e in eps_l)
-    for name, value in (("eta", eta), ("weight_decay", weight_decay)):
-        if not _finite(value) or value < 0 or (name == "eta" and value == 0):
-            raise ValueError(f"simulate: {name} must be a finite number {'> 0' if name == 'eta' else '>= 0'}, "
-                             f"got {value!r}")
+    setup = setup if setup is not None else Setup(**fields)
+    d, rank, depth, eps_l, eta = setup.d, setup.rank, setup.depth, setup.eps, setup.eta
+    weight_decay, steps, record_every, dtype, init = (setup.weight_decay, setup.steps, setup.record_every,
+                                                      setup.dtype, setup.init)
     jdtype = jnp.dtype(dtype)
-    key_target, key_init = jax.random.split(jax.random.key(seed))
+    key_target, key_init = jax.random.split(jax.random.key(setup.seed))
     target = tasks.low_rank_target(key_target, d, rank, jdtype)
     deep = param.deep(depth, init=init, scale=eps_l)
     theta = deep.init(key_init, (d, d), jdtype)
