@@ -95,7 +95,7 @@ def test_a_rerun_with_nothing_left_to_do_keeps_the_measured_numbers(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["run", "README.md"], "lrjax: error: 'README.md' is not a config: a config is a python file, CONFIG.py[:variant]"),
     (["run", f"{DEEP_MF}:quick", "--set", "rnak=3"], "lrjax: error: unknown config key 'rnak' (did you mean 'rank'?);"),
-    (["run", f"{DEEP_MF}:quick", "--set", "param=kron(2, 2)"],
+    (["run", f"{DEEP_MF}:quick", "--set", "param=nosuchfamily(2, 2)"],
      "(a family of your own? --import the module that registers it)"),
     (["run", f"{DEEP_MF}:quick", "--set", "param=" + "x" * 100_000], "characters cut"),
     (["run", f"{DEEP_MF}:quick", "--set", "d=2000000"], "its parameters alone need 44,703.5 GiB (float32); this machine"),
