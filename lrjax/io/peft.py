@@ -230,33 +230,19 @@ def _matches(spec, module: str) -> bool:
     return any(module == t or module.endswith(f".{t}") for t in spec)
 
 
-def load(directory: str | os.PathLike, params, module_name: Callable[[str], str], rest: str = "frozen()") -> binding.Bound:
-    """``params`` (the base tree) bound with ``lora(r, lora_alpha, use_rslora)`` on the kernel of every module
-    ``target_modules`` names (``U = A^T``, ``V = B``), ``dense()`` holding the values of the biases
-    (``bias="all"``/``"lora_only"``) and ``modules_to_save`` modules the directory carries, every other leaf
-    ``rest``. Unimplemented options, unmatched entries, missing, unused or misshapen tensors raise."""
-    from safetensors.numpy import load_file
-    directory = Path(directory)
-    where = f"{directory}/{CONFIG_FILE}"
-    config = json.loads((directory / CONFIG_FILE).read_text())
-    _check_config(where, config)
-    tensors = load_file(str(directory / WEIGHTS_FILE))
-    r, alpha, rs = int(config["r"]), float(config["lora_alpha"]), bool(config.get("use_rslora", False))
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
-    paths = [binding.path_to_str(p) for p, _ in leaves]
-    base = dict(zip(paths, (leaf for _, leaf in leaves)))
-    names = _module_names(paths, module_name)
-    values = {}                                        # path -> loaded value (lrjax layout), bound dense()
+def _take(directory: Path, tensors: dict, base: dict, path: str, key: str, what: str) -> np.ndarray:
+    """Pop tensor ``key`` in lrjax's layout, checked against the shape of the base leaf ``path``."""
+    value = tensors.pop(key)
+    value = value.T if _kind(path) == "kernel" else value
+    if value.shape != tuple(np.shape(base[path])):
+        raise ValueError(f"{directory}: {what}: {key} has shape {value.shape}, {path!r} needs {np.shape(base[path])}")
+    return value
 
-    def take(path: str, key: str, what: str):
-        value = tensors.pop(key)
-        value = value.T if _kind(path) == "kernel" else value
-        if value.shape != tuple(np.shape(base[path])):
-            raise ValueError(f"{directory}: {what}: {key} has shape {value.shape}, {path!r} needs {np.shape(base[path])}")
-        return value
 
-    saved = set()
-    for entry in config.get("modules_to_save") or []:
+def _read_saved(where: str, directory: Path, entries, names: dict, tensors: dict, base: dict) -> tuple[dict, set]:
+    """``({path: value}, modules)`` of the ``modules_to_save`` modules, their tensors popped from ``tensors``."""
+    values, saved = {}, set()
+    for entry in entries or []:
         hits = [m for m in names if m.endswith(entry)]        # PEFT's _set_trainable: key.endswith(entry)
         if not hits:
             raise ValueError(f"{where}: modules_to_save entry {entry!r} matches no module of the base")
@@ -265,10 +251,15 @@ def load(directory: str | os.PathLike, params, module_name: Callable[[str], str]
                 key = f"{PREFIX}{module}.{TORCH_NAMES.get(kind, kind)}"
                 if kind not in TORCH_NAMES or key not in tensors:
                     raise ValueError(f"{where}: modules_to_save module {module!r} has no tensor {key} (for {path!r})")
-                values[path] = take(path, key, f"modules_to_save module {module!r}")
+                values[path] = _take(directory, tensors, base, path, key, f"modules_to_save module {module!r}")
             saved.add(module)
+    return values, saved
+
+
+def _match_targets(where: str, config: dict, names: dict, saved: set, tensors: dict, base: dict) -> dict:
+    """``{module: (kernel path, A, B)}`` of the target modules, their lora_A/lora_B popped from ``tensors``."""
     targets, exclude = config["target_modules"], config.get("exclude_modules")
-    adapted = {}                                       # module -> (kernel path, A, B)
+    adapted = {}
     for module in sorted(names):
         # PEFT never adapts a modules_to_save module (check_target_module_exists)
         if module in saved or not _matches(targets, module) or (exclude and _matches(exclude, module)):
@@ -285,7 +276,13 @@ def load(directory: str | os.PathLike, params, module_name: Callable[[str], str]
                 raise ValueError(f"{where}: target_modules entry {entry!r} matches no module of the base")
     if not adapted:
         raise ValueError(f"{where}: target_modules {targets!r} adapts no module of the base")
-    bias = config.get("bias", "none")
+    return adapted
+
+
+def _read_biases(directory: Path, bias: str, names: dict, saved: set, adapted: dict, tensors: dict,
+                 base: dict) -> dict:
+    """``{path: value}`` of the biases ``bias`` (PEFT's mode) carries, their tensors popped from ``tensors``."""
+    values = {}
     for module, kinds in sorted(names.items()):
         path = kinds.get("bias")
         if bias == "none" or path is None or module in saved or (bias == "lora_only" and module not in adapted):
@@ -296,14 +293,17 @@ def load(directory: str | os.PathLike, params, module_name: Callable[[str], str]
                 if k in tensors and (module in adapted or not k.endswith("base_layer.bias"))]
         if len(keys) > 1:
             raise ValueError(f"{directory}: module {module!r} has two biases: {keys}")
-        values[path] = take(path, keys[0], f"bias={bias}") if keys else np.asarray(base[path])
-    if tensors:
-        raise ValueError(f"{directory}: tensors the config does not account for (no target module, bias or "
-                         f"modules_to_save of the base): {sorted(tensors)[:4]}")
-    new = [jnp.asarray(values[p], base[p].dtype) if p in values else leaf for p, (_, leaf) in zip(paths, leaves)]
+        values[path] = (_take(directory, tensors, base, path, keys[0], f"bias={bias}") if keys
+                        else np.asarray(base[path]))
+    return values
+
+
+def _bind(directory: Path, tree, dense: list, adapted: dict, r: int, alpha: float, rs: bool,
+          rest: str) -> binding.Bound:
+    """``tree`` bound (LoRA on the adapted kernels, ``dense()`` on ``dense``), ``u``/``v`` set from lora_A/lora_B."""
     rules = ([(re.escape(kernel), lora(r, alpha, rs)) for kernel, _, _ in adapted.values()]
-             + [(re.escape(p), "dense()") for p in values] + [(".*", rest)])
-    bound = binding.bind(jax.tree_util.tree_unflatten(treedef, new), rules)
+             + [(re.escape(p), "dense()") for p in dense] + [(".*", rest)])
+    bound = binding.bind(tree, rules)
     theta = dict(bound.theta)
     for module, (path, a, b) in adapted.items():
         w = theta[path]["base"]
@@ -312,3 +312,30 @@ def load(directory: str | os.PathLike, params, module_name: Callable[[str], str]
                              f"a kernel {tuple(w.shape)} at r={r}")
         theta[path] = {**theta[path], "u": jnp.asarray(a.T, w.dtype), "v": jnp.asarray(b, w.dtype)}
     return binding.Bound(theta, bound.params, bound.treedef)
+
+
+def load(directory: str | os.PathLike, params, module_name: Callable[[str], str], rest: str = "frozen()") -> binding.Bound:
+    """``params`` (the base tree) bound with ``lora(r, lora_alpha, use_rslora)`` on the kernel of every module
+    ``target_modules`` names (``U = A^T``, ``V = B``), ``dense()`` holding the values of the biases
+    (``bias="all"``/``"lora_only"``) and ``modules_to_save`` modules the directory carries, every other leaf
+    ``rest``. Unimplemented options, unmatched entries, missing, unused or misshapen tensors raise."""
+    from safetensors.numpy import load_file
+    directory = Path(directory)
+    where = f"{directory}/{CONFIG_FILE}"
+    config = json.loads((directory / CONFIG_FILE).read_text())
+    _check_config(where, config)
+    tensors = load_file(str(directory / WEIGHTS_FILE))
+    r, alpha, rs = int(config["r"]), float(config["lora_alpha"]), bool(config.get("use_rslora", False))
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
+    paths = [binding.path_to_str(p) for p, _ in leaves]
+    base = dict(zip(paths, (leaf for _, leaf in leaves)))
+    names = _module_names(paths, module_name)
+    values, saved = _read_saved(where, directory, config.get("modules_to_save"), names, tensors, base)
+    adapted = _match_targets(where, config, names, saved, tensors, base)
+    values.update(_read_biases(directory, config.get("bias", "none"), names, saved, adapted, tensors, base))
+    if tensors:
+        raise ValueError(f"{directory}: tensors the config does not account for (no target module, bias or "
+                         f"modules_to_save of the base): {sorted(tensors)[:4]}")
+    new = [jnp.asarray(values[p], base[p].dtype) if p in values else leaf for p, (_, leaf) in zip(paths, leaves)]
+    tree = jax.tree_util.tree_unflatten(treedef, new)
+    return _bind(directory, tree, list(values), adapted, r, alpha, rs, rest)   # values: path -> lrjax layout
