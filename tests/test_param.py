@@ -94,6 +94,18 @@ def test_lora_is_identity_at_init_and_scaling():
         assert p.scaling == s
 
 
+def test_lora_dlt_init_is_the_deep_lora_authors_vanilla_lora():
+    """``init="dlt"``: input-side U zero, output-side V standard normal (cjyaras/deep-lora-transformers
+    dlt/models.py MatrixFactorization, depth 2); the default keeps U ~ N(0, 1/m), V = 0."""
+    theta = P.lora(8, init="dlt").init(jax.random.key(0), (300, 200), jnp.float32)
+    assert theta["base"].shape == (300, 200) and float(jnp.abs(theta["base"]).max()) == 0.0
+    assert theta["u"].shape == (300, 8) and float(jnp.abs(theta["u"]).max()) == 0.0
+    assert theta["v"].shape == (200, 8) and abs(float(theta["v"].std()) - 1.0) < 0.05
+    peft = P.lora(8).init(jax.random.key(0), (300, 200), jnp.float32)
+    assert float(jnp.abs(peft["v"]).max()) == 0.0 and abs(float(peft["u"].std()) - 300 ** -0.5) < 0.003
+    assert P.from_spec("lora(8, init='dlt')") == P.lora(8, init="dlt")
+
+
 @pytest.mark.x64
 def test_deep_orthogonal_init_satisfies_theorem_hypothesis():
     eps = (0.5, 2.0, 1e-1)
@@ -162,6 +174,7 @@ def test_multiplicative_needs_invertible_square():
     (lambda: P.deep(3, scale=(1.0, 2.0)), "scale has 2 entries"),
     (lambda: P.lowrank(5).init(jax.random.key(0), (4, 6)), "rank=5 exceeds min\\(shape\\)=4"),
     (lambda: P.lora(9).from_weight(jax.random.key(0), jnp.ones((8, 3))), "rank=9"),
+    (lambda: P.lora(2, init="kaiming"), "init must be one of"),
     (lambda: P.lowrank(2).init(jax.random.key(0), (4,)), "shape must be"),
     (lambda: P.from_spec("nosuch(rank=2)"), "unknown parameterization 'nosuch'"),
     (lambda: P.from_spec("lowrank(rank="), "cannot parse"),

@@ -2,11 +2,14 @@
 
 - ``lowrank(rank)``: ``W = U V^T`` with ``U: (m, r)``, ``V: (n, r)`` (Burer-Monteiro factorization).
   Init ``N(0, (m r)^{-1/2})`` entries in both factors, so that ``Var W_ij = 1/m`` (LeCun).
-- ``lora(rank, alpha, rslora)``: ``W = W0 + s U V^T`` (Hu et al. 2021, arXiv 2106.09685) with ``W0``
+- ``lora(rank, alpha, rslora, init)``: ``W = W0 + s U V^T`` (Hu et al. 2021, arXiv 2106.09685) with ``W0``
   frozen, ``s = alpha / r`` (``alpha / sqrt(r)`` with ``rslora``, Kalajdzievski 2023; ``s = 1`` when
-  ``alpha`` is None, as the Deep LoRA authors' vanilla LoRA). In the paper's ``h = W0 x + B A x``
-  with ``A: (r, in)``, ``B: (out, r)``: ``U = A^T`` is Gaussian ``N(0, 1/m)`` and ``V = B^T = 0``, so
-  the adapted layer equals ``W0`` at init.
+  ``alpha`` is None). ``U: (m, r)`` is input-side, ``V: (n, r)`` output-side (the kernel is ``(in, out)``);
+  one factor is zero, so the adapted layer equals ``W0`` at init. ``init="peft"`` (default): ``U ~ N(0, 1/m)``,
+  ``V = 0`` (in the paper's ``h = W0 x + B A x``, ``A = U^T`` Gaussian, ``B = V^T = 0``; PEFT's Gaussian
+  init has this scale). ``init="dlt"``: ``U = 0``, ``V ~ N(0, 1)``, the Deep LoRA authors' vanilla LoRA
+  (cjyaras/deep-lora-transformers ``dlt/models.py`` ``MatrixFactorization``, depth 2, commit 4ab3b09:
+  ``W1`` (in, r) zeros, ``W2`` (r, out) standard normal, product unscaled).
 
 ``apply`` costs ``O(r (m + n))`` per row of ``x`` instead of ``O(m n)``.
 """
@@ -20,6 +23,9 @@ import jax.numpy as jnp
 from lrjax.param.base import (Adapter, Parameterization, check_finite, check_matrix_shape, check_positive_int,
                               check_rank, gaussian)
 from lrjax.param.registry import register
+
+
+LORA_INITS = ("peft", "dlt")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,11 +54,13 @@ class LowRank(Parameterization):
 
 @dataclasses.dataclass(frozen=True)
 class LoRA(Adapter):
-    """``W = base + s U V^T``; theta ``{"base": (m, n) frozen, "u": (m, r), "v": (n, r)}``, ``v = 0`` at init."""
+    """``W = base + s U V^T``; theta ``{"base": (m, n) frozen, "u": (m, r), "v": (n, r)}``; at init ``v = 0``
+    (``init="peft"``) or ``u = 0`` (``init="dlt"``)."""
 
     rank: int
     alpha: float | None = None
     rslora: bool = False
+    init_method: str = "peft"     # ``lora(init=...)``; not ``init``, the method's name
 
     def __post_init__(self):
         check_positive_int("lora: rank", self.rank)
@@ -60,6 +68,8 @@ class LoRA(Adapter):
             check_finite("lora: alpha", self.alpha)
         if not isinstance(self.rslora, bool):
             raise ValueError(f"lora: rslora must be True or False, got {self.rslora!r}")
+        if self.init_method not in LORA_INITS:
+            raise ValueError(f"lora: init must be one of {LORA_INITS}, got {self.init_method!r}")
 
     @property
     def scaling(self) -> float:
@@ -70,6 +80,8 @@ class LoRA(Adapter):
     def init_delta(self, key, shape, dtype):
         m, n = check_matrix_shape("lora", shape)
         check_rank("lora", self.rank, shape)
+        if self.init_method == "dlt":
+            return {"u": jnp.zeros((m, self.rank), dtype), "v": gaussian(key, (n, self.rank), dtype, 1.0)}
         return {"u": gaussian(key, (m, self.rank), dtype, m ** -0.5), "v": jnp.zeros((n, self.rank), dtype)}
 
     def delta(self, theta):
@@ -83,8 +95,8 @@ def lowrank(rank: int) -> LowRank:
     return LowRank(rank=rank)
 
 
-def lora(rank: int, alpha: float | None = None, rslora: bool = False) -> LoRA:
-    return LoRA(rank=rank, alpha=alpha, rslora=rslora)
+def lora(rank: int, alpha: float | None = None, rslora: bool = False, init: str = "peft") -> LoRA:
+    return LoRA(rank=rank, alpha=alpha, rslora=rslora, init_method=init)
 
 
 register("lowrank", lowrank)
