@@ -5,7 +5,8 @@
     lrjax run configs/few_shot_sweep.py --set ranks="(8,16,32,64)" --set sample_sizes="(16,)"
     lrjax run configs/few_shot_sweep.py:quick                         # smoke test
 
-Every other key is few_shot's (``configs/few_shot.py``, the authors' settings), shared by all cells.
+Every other key is few_shot's (``configs/few_shot.py``: lrjax's protocol by default, ``:authors`` for the Deep LoRA
+authors' figure protocol), shared by all cells.
 """
 import runpy
 from pathlib import Path

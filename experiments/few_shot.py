@@ -1,35 +1,38 @@
 """Experiment: few-shot fine-tuning of a pretrained transformer, LoRA vs Deep LoRA (Yaras et al. 2024,
-arXiv 2406.04112), offline: all-MiniLM-L6-v2 (``lrjax.models.bert``) on Rotten Tomatoes sentiment
-(``lrjax.data.text``).
+arXiv 2406.04112), offline: all-MiniLM-L6-v2 (``lrjax.models.bert``) on Rotten Tomatoes sentiment or the Lee
+document-similarity pairs (``lrjax.studies.few_shot``: tasks, targets, sampling).
 
-Model: the pretrained encoder, mean pooling, a fresh ``Dense(2)`` head (trained densely). Adapted: the
-``query`` and ``value`` kernels of every layer's self-attention (``targets``: a regex over ``query|key|value``), every other
-weight frozen. ``method``:
+Model: the pretrained encoder, ``pooling`` (``mean``, or ``cls``: the checkpoint's BERT pooler on [CLS]), a
+fresh ``Dense`` head (2 logits, or 1 output for ``similarity``), ``head`` ``trained`` (at the adapter's rate)
+or ``frozen`` at its random init; dropout ``dropout`` in training. Adapted: ``targets`` (a regex over
+``query|key|value``, or ``all_dense``), every other weight frozen. ``method``:
 
-- ``lora``: ``W0 + U V^T`` of rank ``rank`` (``lrjax.param.lora``: ``U ~ N(0, 1/m)``, ``V = 0``, no alpha/r;
-  depth 2 as the authors' vanilla LoRA);
-- ``deep_lora``: ``W0 + F_1 ... F_depth``, full width ``384``, eps-orthogonal (``eps``); with ``compress``
-  (default) compressed from one gradient of the seed's whole few-shot set to width ``2 rank``
-  (``analysis.compress_bound``), its outer factors trained at ``gamma * lr`` (the discrepant rate).
+- ``lora``: ``W0 + U V^T`` of rank ``rank``, no alpha/r (``lrjax.param.lora``, ``init=lora_init``: ``peft``,
+  ``U ~ N(0, 1/m)``, ``V = 0``; ``dlt``, ``U = 0``, ``V ~ N(0, 1)``, the authors' vanilla LoRA);
+- ``deep_lora``: ``W0 + F_1 ... F_depth``, every factor eps-orthogonal (``eps``), of width ``deep_width``
+  (``full``: ``min(m, n)``; ``rank``: ``rank``). With ``compress`` it is first built at full width, then
+  compressed from one gradient of the seed's whole few-shot set (``analysis.compress_bound``) to width
+  ``2 rank`` (``deep_width=full``) or ``rank`` (``deep_width=rank``, ``rank / 2`` directions from each of the
+  two subspaces, as the authors' ``dlt/train.py``); its outer factors train at ``gamma * lr``;
+- ``head_only``: no adapter, the head trained (a linear probe; needs ``head=trained``);
+- ``none``: no adapter and no training: the frozen random head's held-out score (chance level).
 
-Each seed draws its own ``samples`` training snippets (half per class, ``text.few_shot``); ``seeds`` seeds
-train as one vmapped program: Adam (``adam_eps``), minibatches of ``batch_size`` (the authors: 1) on the
-device, ``steps`` steps, the learning rate decaying linearly from ``lr`` to ``decay_ratio * lr`` over the first
-``decay_steps`` steps and constant after (the authors' schedule: 0.1 over their 200 steps). Validation:
-``val_size`` snippets of the fixed test split (0: all 2,551), accuracy every ``eval_every`` steps.
-Sentences are truncated to ``max_length`` tokens.
+Each seed draws its own ``samples`` training examples (``sampling``); ``seeds`` seeds train as one vmapped
+program: AdamW (``adam_eps``, weight decay 0), minibatches of ``batch_size`` on the device, ``steps`` steps,
+the rate decaying linearly from ``lr`` (0: lrjax's rates, LoRA 5e-4 and Deep LoRA 1e-4) to ``decay_ratio * lr``
+over ``decay_steps`` steps and constant after (``decay_ratio = 1``: constant). Held-out: ``val_size``
+examples (0: all) every ``eval_every`` steps. Inputs are truncated to ``max_length`` tokens.
 
-Metrics: ``val_accuracy`` (final, one per seed), ``val_accuracy_mean``/``_std``, ``val_accuracy_initial``
-(the untrained head), ``train_loss_final`` (mean of the last 10 minibatch losses, per seed),
-``update_rank`` (per target kernel, median over seeds of the numerical rank of the final update:
-singular values above ``1e-3`` of the largest), ``alignment_mean`` (per record, ``alignment_steps``: the cosine of the smallest principal angle between
-the top-8 left singular subspace of each update at that step and at the end, mean over kernels and
-seeds; LoRA's update is 0 at step 0, so its first value is meaningless; two random 8-dimensional subspaces
-of R^384 give about 0.3), ``trainable_params`` (the adapters' trained leaves and the head; outer factors
-only when ``gamma > 0``), ``outer_params``, ``ms_per_step``, ``peak_memory_mb`` (``lrjax.harness.process.peak_memory_mb``:
-the peak so far). Every seed's adapter
-is exported as a PEFT directory ``peft/seed<i>/`` (``lrjax.io.peft``; Deep LoRA merged to rank ``2 rank``) with
-the head beside it (``head.safetensors``: ``weight (2, 384)``, ``bias (2,)``, torch layout).
+Metrics: ``val_accuracy`` (sentiment) or ``val_pearson`` (similarity): final, one per seed, with ``_mean``,
+``_std``, ``_initial``; ``train_loss_final`` (mean of the last 10 minibatch losses, per seed); ``update_rank``
+(per seed, the median over adapted matrices of the numerical rank of the final update: singular values above
+``1e-3`` of the largest) and ``update_rank_by_target`` (per matrix, median over seeds); ``alignment_mean``
+(per record at ``alignment_steps``: the cosine of the smallest principal angle between the top-8 left singular
+subspace of each update then and at the end, mean over matrices and seeds; 1 at the end by construction;
+two random 8-dimensional subspaces of R^384 give about 0.3), ``trainable_params``, ``outer_params``,
+``ms_per_step``, ``peak_memory_mb``. Each seed's adapter is exported as a PEFT directory ``peft/seed<i>/``
+(``lrjax.io.peft``; Deep LoRA merged to its width) with the head (``head.safetensors``, torch layout), when
+PEFT export covers the targets (not for ``all_dense``: adapters on embeddings are not exported yet).
 """
 from __future__ import annotations
 
@@ -43,8 +46,8 @@ import numpy as np
 import optax
 from flax import linen as nn
 
-from lrjax import analysis, binding, dynamics, tasks
-from lrjax.data import text
+from lrjax import analysis, binding, dynamics
+from lrjax.data import similarity, text
 from lrjax.harness.figures import pyplot, save_figure
 from lrjax.harness.process import peak_memory_mb
 from lrjax.harness.schema import Bool, Choice, Float, Int, Rule, Schema, Str
@@ -52,43 +55,58 @@ from lrjax.io import peft
 from lrjax.models import bert
 from lrjax.param import Adapter
 from lrjax.studies import classification, recipe
+from lrjax.studies import few_shot as fs
 
 RANK_RTOL = classification.RANK_RTOL   # numerical rank: singular values above this fraction of the largest
 ALIGN_K = 8        # the top-k singular subspace whose early alignment with the final one is tracked
-DEFAULT_LR = {"lora": 5e-4, "deep_lora": 1e-4}   # the authors' few-shot learning rates (depth 2 / depth 3)
+LRJAX_LR = {"lora": 5e-4, "deep_lora": 1e-4, "head_only": 5e-4, "none": 0.0}   # lr = 0 (lrjax's protocol)
 HIDDEN = 384
-VAL_SNIPPETS = 2551   # the sentiment test split
+METRIC = {"sentiment": "accuracy", "similarity": "pearson"}
 
 
-def _installed(_method) -> bool:
+def _installed(task) -> bool:
     bert.minilm_dir()
-    text.locate_sentiment()
+    text.locate_sentiment() if task == "sentiment" else similarity.locate_similarity()
     return True
 
 
-def _targets_match(targets) -> bool:
-    try:
-        re.compile(targets)
-    except re.error:
-        return False
-    return any(re.fullmatch(targets, name) for name in ("query", "key", "value"))
+def _width(config) -> int:
+    """The adapter's width after any compression (the rank its update can reach)."""
+    if config.method == "lora":
+        return config.rank
+    return (2 * config.rank if config.deep_width == "full" else config.rank) if config.compress else (
+        HIDDEN if config.deep_width == "full" else config.rank)
 
 
 SCHEMA = Schema(
-    method=Choice("lora", "deep_lora"), rank=Int(min=1), samples=Int(min=2), seeds=Int(min=1),
-    steps=Int(min=1, resume="grow"), lr=Float(ge=0), batch_size=Int(min=1), decay_ratio=Float(gt=0, le=1),
-    decay_steps=Int(min=1), adam_eps=Float(gt=0), depth=Int(min=2), eps=Float(gt=0),
-    compress=Bool(), gamma=Float(ge=0), targets=Str(), max_length=Int(min=4, max=bert.MAX_SEQ_LENGTH),
-    val_size=Int(min=0), eval_every=Int(min=1), seed=Int(min=0), checkpoint_every=Int(min=0, resume="any"),
-    checks=[Rule(("method",), _installed, "all-MiniLM-L6-v2 and the sentiment data must be installed"),
-            Rule(("targets",), _targets_match, "targets must be a regex matching some of query|key|value"),
+    method=Choice("lora", "deep_lora", "head_only", "none"), task=Choice(*fs.TASKS), rank=Int(min=1),
+    samples=Int(min=2), seeds=Int(min=1), steps=Int(min=1, resume="grow"), lr=Float(ge=0), batch_size=Int(min=1),
+    decay_ratio=Float(gt=0, le=1), decay_steps=Int(min=1), adam_eps=Float(gt=0), depth=Int(min=2),
+    eps=Float(gt=0), deep_width=Choice("full", "rank"), compress=Bool(), gamma=Float(ge=0),
+    lora_init=Choice("peft", "dlt"), targets=Str(), head=Choice("trained", "frozen"),
+    pooling=Choice(*bert.POOLINGS), dropout=Float(ge=0, lt=1), sampling=Choice(*fs.SAMPLINGS),
+    max_length=Int(min=4, max=bert.MAX_SEQ_LENGTH), val_size=Int(min=0), eval_every=Int(min=1), seed=Int(min=0),
+    checkpoint_every=Int(min=0, resume="any"),
+    checks=[Rule(("task",), _installed, "all-MiniLM-L6-v2 and the task's data must be installed"),
+            Rule(("targets",), fs.targets_valid, "targets must be 'all_dense' or a regex matching some of "
+                 "query|key|value"),
             Rule(("batch_size", "samples"), lambda b, n: b <= n, "batch_size must be <= samples"),
-            Rule(("rank", "method"), lambda r, m: (2 * r if m == "deep_lora" else r) <= HIDDEN,
-                 f"rank must be <= {HIDDEN} (Deep LoRA: the compressed width 2 rank)"),
-            Rule(("val_size",), lambda v: v <= VAL_SNIPPETS, f"val_size must be <= {VAL_SNIPPETS} (0: all)"),
+            Rule(("method", "head"), lambda m, h: m != "head_only" or h == "trained",
+                 "method=head_only trains the head only: it needs head=trained"),
+            Rule(("method", "rank", "deep_width", "compress"),
+                 lambda m, r, w, c: m != "deep_lora" or not c or w == "full" or r % 2 == 0,
+                 "compressing to width rank (deep_width=rank) takes rank/2 directions from each subspace: "
+                 "rank must be even"),
+            Rule(("rank", "method", "deep_width", "compress"),
+                 lambda r, m, w, c: (2 * r if m == "deep_lora" and c and w == "full" else r) <= HIDDEN,
+                 f"rank must be <= {HIDDEN} (Deep LoRA compressed at full width: 2 rank)"),
+            Rule(("val_size", "task"), lambda v, t: v <= (fs.SENTIMENT_TEST if t == "sentiment" else fs.SIMILARITY_SPLIT),
+                 f"val_size must be <= {fs.SENTIMENT_TEST} (sentiment) or {fs.SIMILARITY_SPLIT} (similarity); 0: all"),
             Rule(("eval_every", "steps"), lambda e, s: e <= s, "eval_every must be <= steps"),
-            Rule(("samples",), lambda n: n <= 2 * 4307, "samples must be <= 8614 (the smaller class has 4,307 "
-                 "training snippets)")],
+            Rule(("samples", "task", "sampling"),
+                 lambda n, t, smp: smp == "with_replacement" or n <= (2 * 4307 if t == "sentiment" else fs.SIMILARITY_SPLIT),
+                 "balanced samples must be <= 8614 (sentiment: the smaller class has 4,307 training snippets) or "
+                 f"<= {fs.SIMILARITY_SPLIT} (similarity: the training pairs)")],
 )
 
 
@@ -101,100 +119,147 @@ def learning_rate(lr: float, config):
 
 
 def adapter_spec(config) -> str:
-    return f"lora({config.rank})" if config.method == "lora" else f"deep_lora({config.depth}, scale={config.eps})"
+    if config.method == "lora":
+        return f"lora({config.rank}, init={config.lora_init!r})"
+    width = "" if config.deep_width == "full" or config.compress else f", width={config.rank}"
+    return f"deep_lora({config.depth}{width}, scale={config.eps})"
 
 
 def rules(config) -> list[tuple[str, str]]:
-    """``(regex, spec)``: the adapter on the target kernels, the head dense, everything else frozen."""
-    return [(rf"bert/encoder/layer_\d+/attention/self/({config.targets})/kernel", adapter_spec(config)),
-            ("head/.*", "dense()"), (".*", "frozen()")]
+    """``(regex, spec)``: the adapter on the targets, the head dense or frozen, everything else frozen."""
+    out = [] if config.method in ("head_only", "none") else [(fs.target_pattern(config.targets), adapter_spec(config))]
+    return out + [("head/.*", "dense()" if config.head == "trained" and config.method != "none" else "frozen()"),
+                  (".*", "frozen()")]
 
 
 def updates(bound: binding.Bound) -> dict:
-    """``{kernel path: Delta W}`` of every adapter leaf."""
+    """``{weight path: Delta W}`` of every adapter leaf."""
     return {name: p.delta(bound.theta[name]) for name, p in bound.params if isinstance(p, Adapter)}
 
 
+def top_left(w: jax.Array, k: int) -> jax.Array:
+    """``(m, k)``: the top-``k`` left singular vectors of ``w (m, n)`` from the smaller Gram matrix (``w w^T``
+    when ``m <= n``, else ``u = w v / s`` from ``w^T w``); zero columns where ``s = 0``."""
+    m, n = w.shape
+    if m <= n:
+        return jnp.linalg.eigh(w @ w.T)[1][:, ::-1][:, :k]
+    lam, v = jnp.linalg.eigh(w.T @ w)
+    lam, v = lam[::-1][:k], v[:, ::-1][:, :k]
+    s = jnp.sqrt(jnp.maximum(lam, 0.0))
+    return (w @ v) / jnp.where(s > 0, s, 1.0) * (s > 0)
+
+
 def update_spectra(bound: binding.Bound) -> dict:
-    """One SVD per adapter update: ``{"<path>/sv": singular values, "<path>/top": top-ALIGN_K left vectors}``."""
+    """Per adapter update: ``{"<path>/sv": singular values, "<path>/top": top-ALIGN_K left vectors}``. (A full
+    SVD with vectors of every ``all_dense`` update, the 30522 x 384 word embeddings among them, in one vmapped
+    program never returned on this 2-core CPU with jax 0.10.2; the values alone and a Gram matrix do.)"""
     out = {}
     for name, w in updates(bound).items():
-        u, sv, _ = jnp.linalg.svd(w, full_matrices=False)
-        out[f"{name}/sv"], out[f"{name}/top"] = sv, u[:, :ALIGN_K]
+        out[f"{name}/sv"] = jnp.linalg.svd(w, compute_uv=False)
+        out[f"{name}/top"] = top_left(w, ALIGN_K)
     return out
 
 
 def _records(res, kind: str) -> dict:
-    """``{kernel path: (seeds, records, ...)}`` of the ``update`` recorder's ``kind`` (``sv`` or ``top``)."""
+    """``{weight path: (seeds, records, ...)}`` of the ``update`` recorder's ``kind`` (``sv`` or ``top``)."""
     return {k[len("update/"):-len(kind) - 1]: np.asarray(v) for k, v in res.records.items()
             if k.startswith("update/") and k.endswith(f"/{kind}")}
 
 
-def run(config, ctx) -> dict:
-    t0 = time.perf_counter()
+def build(config):
+    """``(model, net, data, init)``: the encoder, the classifier module, the seeds' data and ``init(key, x, y)``
+    returning one seed's ``Bound`` (compressed when asked)."""
     model = bert.load_minilm()
-    net = bert.SentenceClassifier(model.config, 2)
-    texts, labels = text.load_sentiment("train")
-    vtexts, vlabels = text.load_sentiment("test")
-    val = np.sort(np.random.default_rng(1).permutation(len(vtexts))[:config.val_size or len(vtexts)])
-    xv, yv = model.packed([vtexts[i] for i in val], config.max_length), vlabels[val]
-    picks = [text.few_shot(labels, config.samples, config.seed * 10_000 + s) for s in range(config.seeds)]
-    x = np.stack([model.packed([texts[i] for i in p], config.max_length) for p in picks])
-    y = np.stack([labels[p] for p in picks])
-    keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(config.seed), s))(jnp.arange(config.seeds))
-
-    def apply(b, xb):
-        return net.apply({"params": binding.materialize(b)}, xb)
-
-    def objective(b, batch, key=None):
-        return tasks.cross_entropy(apply(b, batch["x"]), batch["y"])
+    data = fs.load(config.task, model, samples=config.samples, seeds=config.seeds, seed=config.seed,
+                   sampling=config.sampling, max_length=config.max_length, val_size=config.val_size)
+    net = bert.SentenceClassifier(model.config, data.outputs, config.pooling, config.dropout)
+    if config.pooling == "cls" and model.pooler is None:
+        raise ValueError("pooling=cls needs the checkpoint's pooler weights; this checkpoint has none")
 
     def init(k, xs, ys):
-        head = jax.tree.map(lambda a: a.astype(jnp.float32),
-                            nn.Dense(2).init(jax.random.fold_in(k, 0), jnp.zeros((1, HIDDEN)))["params"])
-        b = binding.bind({"bert": model.params, "head": head}, rules(config), key=jax.random.fold_in(k, 1))
+        head = jax.tree.map(lambda a: a.astype(jnp.float32), nn.Dense(data.outputs).init(
+            jax.random.fold_in(k, 0), jnp.zeros((1, HIDDEN)))["params"])
+        tree = {"bert": model.params, "head": head} | ({"pooler": model.pooler} if config.pooling == "cls" else {})
+        b = binding.bind(tree, rules(config), key=jax.random.fold_in(k, 1))
         if config.method == "deep_lora" and config.compress:
-            b = analysis.compress_bound(b, lambda bb: objective(bb, {"x": xs, "y": ys}), config.rank)
+            half = config.deep_width == "rank"
+            b = analysis.compress_bound(b, lambda bb: objective(net, config, bb, {"x": xs, "y": ys}),
+                                        config.rank // 2 if half else config.rank, config.rank if half else None)
         return b
+    return model, net, data, init
 
-    bounds = jax.jit(jax.vmap(init))(keys, x, y)
+
+def objective(net, config, b, batch, key=None):
+    """The task's loss of a minibatch; dropout (``train``) when a key is given and ``dropout > 0``."""
+    train = key is not None and config.dropout > 0
+    out = net.apply({"params": binding.materialize(b)}, batch["x"], train=train,
+                    rngs={"dropout": key} if train else None)
+    return fs.loss(config.task, out, batch["y"])
+
+
+def run(config, ctx) -> dict:
+    t0 = time.perf_counter()
+    model, net, data, init = build(config)
+    keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(config.seed), s))(jnp.arange(config.seeds))
+    bounds = jax.jit(jax.vmap(init))(keys, data.x, data.y)
     one = jax.tree.map(lambda a: a[0], bounds)
     counts = binding.count_params(one)
-    lr = config.lr or DEFAULT_LR[config.method]
+    lr = config.lr or LRJAX_LR[config.method]
+    metric = METRIC[config.task]
+
+    def validate(b, d):  # the held-out set in one chunk (<= 2,551 inputs per seed fit in memory)
+        return fs.evaluate(config.task, net.apply({"params": binding.materialize(b)}, d["val"]["x"]), d["val"]["y"])
+
     reps = lambda a: np.broadcast_to(a, (config.seeds, *a.shape))  # noqa: E731
-    data = {"train": {"x": x, "y": y}, "val": {"x": reps(xv), "y": reps(yv)}}
-
-    def validate(b, d):  # the validation set in one chunk (<= 2,551 snippets per seed fit in memory)
-        return tasks.evaluate(apply, b, d["val"]["x"], d["val"]["y"], chunk=len(yv))
-
+    arrays = {"train": {"x": data.x, "y": data.y}, "val": {"x": reps(data.xv), "y": reps(data.yv)}}
     setup_s = time.perf_counter() - t0
-    tr = recipe.train(objective, bounds, optax.adam(learning_rate(lr, config), eps=config.adam_eps), config.steps,
-                      data=data, roles=binding.roles(one), outer_lr_scale=config.gamma, evaluation=("val", validate),
-                      evaluation_key="val/accuracy", records={"update": update_spectra}, batched=True,
-                      data_batched=True, batches=dynamics.Minibatches(config.batch_size),
+    if config.method == "none":
+        return untrained(jax.jit(jax.vmap(validate))(bounds, arrays), metric, config, data, setup_s)
+    tr = recipe.train(lambda b, batch, key=None: objective(net, config, b, batch, key), bounds,
+                      optax.adamw(learning_rate(lr, config), eps=config.adam_eps, weight_decay=0.0), config.steps,
+                      data=arrays, roles=binding.roles(one), outer_lr_scale=config.gamma,
+                      evaluation=("val", validate), evaluation_key=f"val/{metric}",
+                      records={"update": update_spectra}, batched=True, data_batched=True,
+                      batches=dynamics.Minibatches(config.batch_size),
                       key=jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys), record_every=config.eval_every,
                       chunk_size=config.eval_every, checkpoint=ctx.checkpoints(),
-                      label=f"{config.method} r={config.rank} n={config.samples}")
+                      label=f"{config.method} r={config.rank} n={config.samples} {config.task}")
     res = tr.result
-    acc = np.asarray(tr.evaluation)                                      # (seeds, records)
+    score = np.asarray(tr.evaluation)                                    # (seeds, records)
     spectra = _records(res, "sv")
-    final = {k: v[:, -1] for k, v in spectra.items()}                    # (seeds, 384)
-    ranks = {k: r["numerical_rank_median"] for k, r in classification.update_ranks(spectra).items()}
-    align = alignment(_records(res, "top"))
-    exported = export(ctx.workdir / "peft", res.params, config)
-    ctx.save_arrays(step=res.records["step"], val_accuracy=acc, train_loss=res.scalars["loss"],
+    final = {k: v[:, -1] for k, v in spectra.items()}                    # (seeds, k)
+    by_target = {k: r["numerical_rank_median"] for k, r in classification.update_ranks(spectra).items()}
+    per_seed = [float(np.median([np.sum(sv[s] > RANK_RTOL * sv[s, 0]) for sv in final.values()]))
+                for s in range(config.seeds)] if final else []
+    align = alignment(_records(res, "top")) if final else np.zeros((1, config.seeds, score.shape[1]))
+    exported = ("not exported: no adapter (head_only)" if config.method == "head_only" else
+                "not exported: PEFT export of adapters on embeddings (all_dense) is not implemented"
+                if config.targets == "all_dense" else export(ctx.workdir / "peft", res.params, config))
+    ctx.save_arrays(step=res.records["step"], **{f"val_{metric}": score}, train_loss=res.scalars["loss"],
                     **{f"update_sv/{k}": v for k, v in spectra.items()})
-    plot(res, acc, final, align, config, ctx.figure("few_shot"))
+    plot(res, score, final, align, config, ctx.figure("few_shot"))
     loss = np.asarray(res.scalars["loss"])
-    return {"method": config.method, "rank": config.rank, "samples": config.samples, "lr": lr,
-            "val_accuracy": acc[:, -1].tolist(), "val_accuracy_mean": float(acc[:, -1].mean()),
-            "val_accuracy_std": float(acc[:, -1].std()), "val_accuracy_initial": acc[:, 0].tolist(),
-            "val_size": int(len(yv)), "train_loss_final": loss[:, -10:].mean(1).tolist(),
-            "update_rank": ranks, "alignment_steps": np.asarray(res.records["step"]).tolist(),
-            "alignment_mean": align.mean((0, 1)).tolist(), "trainable_params": counts["trainable"] + (counts["outer"] if config.gamma > 0 else 0),
-            "outer_params": counts["outer"],
-            "ms_per_step": 1e3 / res.steps_per_s if res.steps_per_s else None, "setup_s": setup_s,
-            "peft": exported, "peak_memory_mb": peak_memory_mb(), "device": jax.devices()[0].device_kind}
+    return {"method": config.method, "task": config.task, "rank": config.rank, "samples": config.samples,
+            "lr": lr, f"val_{metric}": score[:, -1].tolist(), f"val_{metric}_mean": float(score[:, -1].mean()),
+            f"val_{metric}_std": float(score[:, -1].std()), f"val_{metric}_initial": score[:, 0].tolist(),
+            "val_size": int(len(data.yv)), "tokens": int(data.x.shape[-1]),
+            "train_loss_final": loss[:, -10:].mean(1).tolist(), "update_rank": per_seed,
+            "update_rank_by_target": by_target, "alignment_steps": np.asarray(res.records["step"]).tolist(),
+            "alignment_mean": align.mean((0, 1)).tolist(),
+            "trainable_params": counts["trainable"] + (counts["outer"] if config.gamma > 0 else 0),
+            "outer_params": counts["outer"], "ms_per_step": 1e3 / res.steps_per_s if res.steps_per_s else None,
+            "setup_s": setup_s, "peft": exported, "peak_memory_mb": peak_memory_mb(),
+            "device": jax.devices()[0].device_kind}
+
+
+def untrained(scores: dict, metric: str, config, data, setup_s: float) -> dict:
+    """The metrics of ``method=none``: the frozen random head on the pretrained encoder, no training."""
+    v = np.asarray(scores[metric])
+    return {"method": "none", "task": config.task, "samples": config.samples, "lr": 0.0,
+            f"val_{metric}": v.tolist(), f"val_{metric}_mean": float(v.mean()), f"val_{metric}_std": float(v.std()),
+            f"val_{metric}_initial": v.tolist(), "val_size": int(len(data.yv)), "tokens": int(data.x.shape[-1]),
+            "update_rank": [0.0] * config.seeds, "trainable_params": 0, "setup_s": setup_s,
+            "peak_memory_mb": peak_memory_mb(), "device": jax.devices()[0].device_kind}
 
 
 def alignment(tops: dict) -> np.ndarray:
@@ -213,7 +278,7 @@ def export(folder: Path, bounds, config) -> dict:
     for s in range(config.seeds):
         b = jax.tree.map(lambda a: np.asarray(a[s]), bounds)
         out = peft.export(folder / f"seed{s}", b, bert.hf_module,
-                          rank=config.rank if config.method == "lora" else 2 * config.rank,
+                          rank=_width(config),
                           base_model_name_or_path="sentence-transformers/all-MiniLM-L6-v2")
         head = binding.materialize(b)["head"]
         save_file({"weight": np.ascontiguousarray(np.asarray(head["kernel"]).T), "bias": np.asarray(head["bias"])},
@@ -235,18 +300,19 @@ def plot(res, acc, final, align, config, path):
     for s in range(acc.shape[0]):
         axes[1].plot(steps, acc[s], "o-", ms=3)
     axes[1].set_xlabel("step")
-    axes[1].set_ylabel("validation accuracy")
+    axes[1].set_ylabel(f"held-out {METRIC[config.task]}")
     axes[1].set_title(f"{config.method}, r = {config.rank}, {config.samples} samples: "
                       f"{acc[:, -1].mean():.3f} +- {acc[:, -1].std():.3f}", fontsize=9)
     for name, sv in sorted(final.items()):
         short = re.sub(r"bert/encoder/layer_(\d+)/.*/(\w+)/kernel", r"L\1 \2", name)
         axes[2].semilogy(np.arange(1, sv.shape[1] + 1), sv[0] / max(sv[0, 0], 1e-30), lw=0.8, label=short)
-    axes[2].set_xlim(1, 4 * config.rank)
+    axes[2].set_xlim(1, 4 * _width(config) if final else 2)
     axes[2].set_ylim(1e-6, 2)
     axes[2].set_xlabel("index")
     axes[2].set_ylabel("singular value / largest (seed 0)")
     axes[2].set_title("spectra of the final updates Delta W", fontsize=9)
-    axes[2].legend(fontsize=6, ncol=2)
+    if final:
+        axes[2].legend(fontsize=6, ncol=2)
     for t in range(align.shape[0]):
         axes[3].plot(steps, align[t].mean(0), lw=0.8)
     axes[3].plot(steps, align.mean((0, 1)), "k-o", ms=3, lw=2, label="mean")

