@@ -1,5 +1,5 @@
 """Few-shot fine-tuning of all-MiniLM-L6-v2: LoRA vs Deep LoRA (Yaras et al. 2024, arXiv 2406.04112), 5 seeds as
-one vmapped program, offline (experiments/few_shot.py; docs/studies/few_shot.md).
+one vmapped program, offline (experiments/few_shot.py; docs/studies/transformer-deep-lora.md).
 
     lrjax run configs/few_shot.py                                   # lrjax's protocol: LoRA r = 8, 16 samples
     lrjax run configs/few_shot.py --set method=deep_lora            # Deep LoRA, compressed to width 16

@@ -15,11 +15,16 @@ except PackageNotFoundError:  # run from a source tree that was never installed
     __version__ = "0+unknown"
 
 
-
 def setup_process() -> None:
     """The one call that sets process-wide switches (thread counts, XLA CPU flags): ``lrjax.harness.process``."""
     from lrjax.harness.process import setup_process as setup
     setup()
 
 
-__all__ = ["__version__", "setup_process"]
+def run(config, workdir=None, **overrides):
+    """Run an experiment config from Python: ``lrjax.harness.api.run`` (returns ``.metrics`` and ``.workdir``)."""
+    from lrjax.harness.api import run as run_experiment
+    return run_experiment(config, workdir, **overrides)
+
+
+__all__ = ["__version__", "run", "setup_process"]

@@ -695,3 +695,33 @@ def test_batched_lapack_programs_finish_with_the_scheduler_flag():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={k: v for k, v in os.environ.items() if k != "XLA_FLAGS"})
     assert out.stdout.strip() == "done", out.stderr[-2000:]
+
+
+def test_python_api_short_names_and_provenance(tmp_path, capsys):
+    """lrjax.run(NAME[:variant], workdir, **overrides) -> .metrics (metrics.json's dict) and .workdir; a bad key
+    raises ValueError with the CLI's one line; every metrics.json records where it came from."""
+    import jax
+
+    import lrjax
+    r = lrjax.run("deep_mf:quick", workdir=tmp_path / "api", steps=200)
+    assert r.workdir == tmp_path / "api"
+    assert r.metrics == json.loads((tmp_path / "api" / "metrics.json").read_text())
+    assert json.loads((tmp_path / "api" / "config.json").read_text())["steps"] == 200
+    p = r.metrics["provenance"]
+    assert p["lrjax_version"] == lrjax.__version__ and p["jax_version"] == jax.__version__
+    assert p["device_kind"] == jax.devices()[0].device_kind and p["device_count"] == len(jax.devices())
+    assert len(p["git_commit"]) == 40 and p["started"] <= p["finished"] and p["wall_s"] > 0
+    with pytest.raises(ValueError) as e:
+        lrjax.run("deep_mf:quick", workdir=tmp_path / "bad", stepz=3)
+    code, err = _bad(capsys, ["deep_mf:quick", "--set", "stepz=3"], tmp_path / "bad2")
+    assert code == 2 and err.strip() == f"lrjax: error: {e.value}", (err, str(e.value))
+    with pytest.raises(ValueError, match="steps"):
+        lrjax.run("deep_mf:quick", workdir=tmp_path / "bad", steps=-1)
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "bad2").exists()
+
+
+def test_list_shows_variants_and_whole_first_sentences(capsys):
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "few_shot[:quick|authors]" in out and "sparse_completion[:d10k|d100k|fashion|quick]" in out
+    assert "deep matrix completion with gamma = 0 and 0.01 (Yaras et al. ICML 2024)." in out

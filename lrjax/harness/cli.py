@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import argparse
 import ast
+import copy
 import difflib
 import errno
 import importlib
 import importlib.util
 import json
 import os
+import re
 import shlex
 import sys
 import tempfile
@@ -41,6 +43,7 @@ from pathlib import Path
 import ml_collections
 
 from lrjax.dynamics import CheckpointError, DivergenceError, ResumeError, distributed
+from lrjax.harness import provenance
 from lrjax.harness.context import RunContext
 from lrjax.harness.process import precision, setup_process
 from lrjax.harness.schema import ConfigError
@@ -52,7 +55,8 @@ ROOT = Path(__file__).resolve().parents[2]  # the repository, for an editable in
 
 def _resolve_config(path_str: str) -> Path:
     """The config file: as given (relative to the current directory), else inside the repository."""
-    for candidate in (Path(path_str), ROOT / path_str, ROOT / "configs" / path_str):
+    short = [] if path_str.endswith(".py") else [ROOT / "configs" / f"{path_str}.py"]   # "deep_mf" -> configs/deep_mf.py
+    for candidate in (Path(path_str), ROOT / path_str, ROOT / "configs" / path_str, *short):
         if candidate.is_file():
             if candidate.suffix != ".py":
                 raise ConfigError(f"{path_str!r} is not a config: a config is a python file, CONFIG.py[:variant]")
@@ -243,7 +247,7 @@ def run_experiment(module, config, workdir: Path, writes: bool = True) -> dict:
         return dict(module.run(config, ctx))
 
 
-def run_config(spec: str, overrides: list[str] = (), workdir: str | None = None, quiet: bool = False,
+def run_config(spec: str | ml_collections.ConfigDict, overrides: list[str] = (), workdir: str | None = None, quiet: bool = False,
                imports: list[str] = (), fresh: bool = False, coordinator: str | None = None,
                num_processes: int | None = None, process_id: int | None = None,
                join_timeout: float = 300.0) -> dict:
@@ -251,7 +255,7 @@ def run_config(spec: str, overrides: list[str] = (), workdir: str | None = None,
     ``fresh=True`` is ``--restart``. With a coordinator (``distributed.resolve``) the process joins a
     multi-process run before the experiment starts; process 0 alone uses the work directory, the others
     run in a scratch directory that is deleted and print nothing."""
-    config, _ = load_config(spec)
+    config = copy.deepcopy(spec) if isinstance(spec, ml_collections.ConfigDict) else load_config(spec)[0]
     import_modules(list(imports))
     apply_overrides(config, list(overrides))
     module = experiment_module(config.experiment)
@@ -292,7 +296,7 @@ def run_config(spec: str, overrides: list[str] = (), workdir: str | None = None,
         write_json(record, config.to_dict())
         if not quiet:
             print(f"lrjax: {config.experiment} in {out}", file=sys.stderr, flush=True)
-        t0 = time.perf_counter()
+        t0, started = time.perf_counter(), time.time()
         try:
             metrics = run_experiment(module, config, out)
         except BaseException as e:  # a run that did not complete leaves the stored run described as it was
@@ -304,6 +308,7 @@ def run_config(spec: str, overrides: list[str] = (), workdir: str | None = None,
             e.lrjax_workdir = out  # for the interrupt message (main)
             raise
         metrics.setdefault("runtime_s", time.perf_counter() - t0)
+        metrics["provenance"] = provenance.collect(started, time.time())
         if previous is not None and not allowed and not fresh:  # the same run again, every step done already:
             for key, value in measured.items():               # it measured nothing, so keep what was measured
                 if key in metrics and metrics[key] is None and value is not None:
@@ -319,21 +324,41 @@ def run_config(spec: str, overrides: list[str] = (), workdir: str | None = None,
     return metrics
 
 
-def list_configs(directory: Path) -> list[tuple[str, str]]:
-    """``(path, first docstring line)`` for each config file."""
+def config_variants(tree: ast.Module) -> list[str]:
+    """The variants a config's ``get_config(arg)`` tests for (``arg == "quick"``, ``arg in ("a", "b")``)."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare) and isinstance(node.left, ast.Name) and node.left.id == "arg":
+            for op, right in zip(node.ops, node.comparators):
+                values = right.elts if isinstance(right, (ast.Tuple, ast.List, ast.Set)) else [right]
+                if isinstance(op, (ast.Eq, ast.In)):
+                    found += [v.value for v in values if isinstance(v, ast.Constant) and isinstance(v.value, str)
+                              and v.value and v.value not in found]
+    return found
+
+
+def first_sentence(doc: str) -> str:
+    """The docstring's first sentence, across line breaks (its first paragraph when no sentence ends there)."""
+    paragraph = " ".join(doc.strip().split("\n\n")[0].split())
+    end = re.search(r"(?<!\bal)(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)\.(\s+[A-Z(`]|$)", paragraph)
+    return paragraph[:end.start() + 1] if end else paragraph
+
+
+def list_configs(directory: Path) -> list[tuple[str, str, list[str]]]:
+    """``(path, first docstring sentence, variants)`` for each config file."""
     out = []
     for p in sorted(directory.glob("*.py")):
         if p.name.startswith("_") or p.name == "common.py":
             continue
         try:
-            doc = ast.get_docstring(ast.parse(p.read_text())) or ""
+            tree = ast.parse(p.read_text())
         except SyntaxError as e:
             raise ConfigError(f"config file {str(p)!r} has a syntax error at line {e.lineno}: {e.msg}") from None
         try:
             shown = str(p.relative_to(Path.cwd()))
         except ValueError:
             shown = str(p)
-        out.append((shown, doc.strip().splitlines()[0] if doc.strip() else ""))
+        out.append((shown, first_sentence(ast.get_docstring(tree) or ""), config_variants(tree)))
     return out
 
 
@@ -422,8 +447,9 @@ def main(argv: list[str] | None = None) -> int:
                 rows = list_configs(Path(args.configs))
                 if not rows:
                     raise ConfigError(f"no configs found in {args.configs!r}")
-                for path, doc in rows:
-                    print(f"{path:<40} {doc}")
+                for path, doc, variants in rows:
+                    name = Path(path).stem + (f"[:{'|'.join(variants)}]" if variants else "")
+                    print(f"{name}\n    {path}: {doc}")
             else:
                 _bench(args)
         except (ConfigError, ResumeError, CheckpointError, DirectoryBusyError) as e:
