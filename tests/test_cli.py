@@ -725,3 +725,17 @@ def test_list_shows_variants_and_whole_first_sentences(capsys):
     out = capsys.readouterr().out
     assert "few_shot[:quick|authors]" in out and "sparse_completion[:d10k|d100k|fashion|quick]" in out
     assert "deep matrix completion with gamma = 0 and 0.01 (Yaras et al. ICML 2024)." in out
+
+
+def test_figures_also_in_pdf_and_svg_on_request(tmp_path, capsys):
+    assert cli.main(["run", "invariant_subspace:quick", "--figure-formats", "pdf,svg", "--workdir", str(tmp_path / "f")]) == 0
+    pngs = sorted((tmp_path / "f" / "figures").glob("*.png"))
+    assert pngs
+    for png in pngs:
+        assert png.with_suffix(".pdf").read_bytes().startswith(b"%PDF")
+        assert b"<svg" in png.with_suffix(".svg").read_bytes()[:2000]
+    capsys.readouterr()
+    code, err = _bad(capsys, ["invariant_subspace:quick", "--figure-formats", "jpeg"], tmp_path / "g")
+    assert code == 2 and err.count("\n") == 1 and "figure formats must be among pdf, svg, eps" in err, err
+    assert cli.main(["run", "invariant_subspace:quick", "--workdir", str(tmp_path / "p")]) == 0
+    assert not list((tmp_path / "p" / "figures").glob("*.pdf"))     # PNG only unless asked

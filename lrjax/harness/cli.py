@@ -43,7 +43,7 @@ from pathlib import Path
 import ml_collections
 
 from lrjax.dynamics import CheckpointError, DivergenceError, ResumeError, distributed
-from lrjax.harness import provenance
+from lrjax.harness import figures, provenance
 from lrjax.harness.context import RunContext
 from lrjax.harness.process import precision, setup_process
 from lrjax.harness.schema import ConfigError
@@ -250,11 +250,15 @@ def run_experiment(module, config, workdir: Path, writes: bool = True) -> dict:
 def run_config(spec: str | ml_collections.ConfigDict, overrides: list[str] = (), workdir: str | None = None, quiet: bool = False,
                imports: list[str] = (), fresh: bool = False, coordinator: str | None = None,
                num_processes: int | None = None, process_id: int | None = None,
-               join_timeout: float = 300.0) -> dict:
+               join_timeout: float = 300.0, figure_formats: tuple[str, ...] = ()) -> dict:
     """Load, validate, run and record one experiment (module docstring); returns its metrics.
     ``fresh=True`` is ``--restart``. With a coordinator (``distributed.resolve``) the process joins a
     multi-process run before the experiment starts; process 0 alone uses the work directory, the others
     run in a scratch directory that is deleted and print nothing."""
+    try:
+        figure_formats = figures.check_formats(figure_formats)
+    except ValueError as e:
+        raise ConfigError(f"--figure-formats: {e}") from None
     config = copy.deepcopy(spec) if isinstance(spec, ml_collections.ConfigDict) else load_config(spec)[0]
     import_modules(list(imports))
     apply_overrides(config, list(overrides))
@@ -298,7 +302,8 @@ def run_config(spec: str | ml_collections.ConfigDict, overrides: list[str] = (),
             print(f"lrjax: {config.experiment} in {out}", file=sys.stderr, flush=True)
         t0, started = time.perf_counter(), time.time()
         try:
-            metrics = run_experiment(module, config, out)
+            with figures.also_write(figure_formats):
+                metrics = run_experiment(module, config, out)
         except BaseException as e:  # a run that did not complete leaves the stored run described as it was
             if previous is None:
                 if not (out / "checkpoints").exists():
@@ -376,6 +381,8 @@ def _parser() -> argparse.ArgumentParser:
                                          "with the same one resumes the same run")
     p_run.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                        help="import a module or .py file first (e.g. one that registers a parameterization)")
+    p_run.add_argument("--figure-formats", default="", metavar="pdf,svg",
+                       help="also write every figure in these formats beside the PNG (pdf, svg, eps)")
     p_run.add_argument("--restart", action="store_true",
                        help="discard the run stored in --workdir (its outputs and checkpoints) and start over")
     p_run.add_argument("--coordinator", metavar="HOST:PORT",
@@ -438,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
                 metrics = run_config(args.config, args.set, args.workdir, imports=args.imports, fresh=args.restart,
                                      coordinator=args.coordinator, num_processes=args.num_processes,
                                      join_timeout=args.join_timeout,
+                                     figure_formats=tuple(f for f in args.figure_formats.split(",") if f),
                                      process_id=args.process_id)
                 if metrics.get("passed") is not None and not bool(metrics["passed"]):
                     print(f"lrjax: the experiment's check failed (passed = false; see {args.config})",
