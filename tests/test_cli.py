@@ -1,8 +1,10 @@
 """The CLI: every config's quick variant (checking a number each produces), bad input (one line, exit code 2,
 nothing written), resuming only the same run, the work-directory lock, --import, --restart, exit codes."""
+import csv
+import io
 import json
-import runpy
 import os
+import runpy
 import subprocess
 import sys
 import textwrap
@@ -739,3 +741,27 @@ def test_figures_also_in_pdf_and_svg_on_request(tmp_path, capsys):
     assert code == 2 and err.count("\n") == 1 and "figure formats must be among pdf, svg, eps" in err, err
     assert cli.main(["run", "invariant_subspace:quick", "--workdir", str(tmp_path / "p")]) == 0
     assert not list((tmp_path / "p" / "figures").glob("*.pdf"))     # PNG only unless asked
+
+
+def test_compare_tabulates_differing_keys_and_seed_spreads(tmp_path, capsys):
+    """lrjax compare RUN_A RUN_B [--format markdown|csv]: one row per run, the config keys that differ, the
+    metrics with per-seed lists as median [min, max]; the numbers are those in metrics.json."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert cli.main(["run", "deep_mf:quick", "--workdir", str(a)]) == 0
+    assert cli.main(["run", "deep_mf:quick", "--set", "steps=100", "--set", "seeds=3", "--workdir", str(b)]) == 0
+    capsys.readouterr()
+    assert cli.main(["compare", str(a), str(b), "--format", "markdown"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    header = [h.strip() for h in lines[0].strip("|").split("|")]
+    assert len(lines) == 4 and header[:3] == ["run", "seeds", "steps"] and "metrics.steps" in header, lines
+    m = json.loads((b / "metrics.json").read_text())
+    row = dict(zip(header, (c.strip() for c in lines[3].strip("|").split("|"))))
+    assert row["run"] == str(b) and row["seeds"] == "3" and float(row["final_loss_median"]) == pytest.approx(
+        m["final_loss_median"], rel=1e-3)
+    assert cli.main(["compare", str(a), str(b), "--format", "csv", "--metrics", "steps_to_tol"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["run"] for r in rows] == [str(a), str(b)]
+    assert float(rows[1]["steps_to_tol"]) == float(np.median(m["steps_to_tol"]))
+    assert float(rows[1]["steps_to_tol_max"]) == float(max(m["steps_to_tol"]))
+    assert cli.main(["compare", str(a), str(tmp_path / "none")]) == 2
+    assert "is not a finished run: it has no config.json" in capsys.readouterr().err

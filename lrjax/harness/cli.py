@@ -43,7 +43,7 @@ from pathlib import Path
 import ml_collections
 
 from lrjax.dynamics import CheckpointError, DivergenceError, ResumeError, distributed
-from lrjax.harness import figures, provenance
+from lrjax.harness import compare, figures, provenance
 from lrjax.harness.context import RunContext
 from lrjax.harness.process import precision, setup_process
 from lrjax.harness.schema import ConfigError
@@ -395,6 +395,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="this process, 0..N-1; only process 0 writes --workdir (default $LRJAX_PROCESS_ID)")
     p_list = sub.add_parser("list", help="list the experiment configs")
     p_list.add_argument("--configs", default=str(ROOT / "configs"), help="folder of configs (default: the repository's)")
+    p_cmp = sub.add_parser("compare", help="runs side by side: the config keys that differ and the metrics")
+    p_cmp.add_argument("runs", nargs="+", metavar="RUN", help="run directories (holding config.json and metrics.json)")
+    p_cmp.add_argument("--format", default="table", choices=compare.FORMATS)
+    p_cmp.add_argument("--metrics", help="comma-separated metric keys (default: every numeric one all runs have)")
     p_bench = sub.add_parser("bench", help="benchmarks")
     p_bench.add_argument("what", choices=["dynamics", "recovery", "completion", "train", "forward", "intrinsic"],
                          help="dynamics: runner vs loop vs matmul floor, seeds, tracking; recovery: runner vs the "
@@ -458,6 +462,9 @@ def main(argv: list[str] | None = None) -> int:
                 for path, doc, variants in rows:
                     name = Path(path).stem + (f"[:{'|'.join(variants)}]" if variants else "")
                     print(f"{name}\n    {path}: {doc}")
+            elif args.command == "compare":
+                columns, rows = compare.table(args.runs, args.metrics.split(",") if args.metrics else None)
+                print(compare.render(columns, rows, args.format), end="")
             else:
                 _bench(args)
         except (ConfigError, ResumeError, CheckpointError, DirectoryBusyError) as e:
