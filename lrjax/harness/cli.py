@@ -43,7 +43,7 @@ from pathlib import Path
 import ml_collections
 
 from lrjax.dynamics import CheckpointError, DivergenceError, ResumeError, distributed
-from lrjax.harness import compare, figures, provenance
+from lrjax.harness import compare, figures, provenance, report
 from lrjax.harness.context import RunContext
 from lrjax.harness.process import precision, setup_process
 from lrjax.harness.schema import ConfigError
@@ -399,6 +399,9 @@ def _parser() -> argparse.ArgumentParser:
     p_cmp.add_argument("runs", nargs="+", metavar="RUN", help="run directories (holding config.json and metrics.json)")
     p_cmp.add_argument("--format", default="table", choices=compare.FORMATS)
     p_cmp.add_argument("--metrics", help="comma-separated metric keys (default: every numeric one all runs have)")
+    p_rep = sub.add_parser("report", help="one self-contained HTML page of runs (figures embedded)")
+    p_rep.add_argument("runs", nargs="+", metavar="RUN", help="run directories (holding config.json and metrics.json)")
+    p_rep.add_argument("--out", required=True, metavar="FILE.html", help="the page to write")
     p_bench = sub.add_parser("bench", help="benchmarks")
     p_bench.add_argument("what", choices=["dynamics", "recovery", "completion", "train", "forward", "intrinsic"],
                          help="dynamics: runner vs loop vs matmul floor, seeds, tracking; recovery: runner vs the "
@@ -465,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
             elif args.command == "compare":
                 columns, rows = compare.table(args.runs, args.metrics.split(",") if args.metrics else None)
                 print(compare.render(columns, rows, args.format), end="")
+            elif args.command == "report":
+                print(f"lrjax: report written to {report.write(args.runs, args.out)}")
             else:
                 _bench(args)
         except (ConfigError, ResumeError, CheckpointError, DirectoryBusyError) as e:

@@ -33,12 +33,17 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def _number(v) -> bool:
+def is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _numbers(v) -> bool:
-    return isinstance(v, list) and len(v) > 0 and all(_number(x) for x in v)
+def is_numbers(v) -> bool:
+    return isinstance(v, list) and len(v) > 0 and all(is_number(x) for x in v)
+
+
+def seed_summary(values) -> tuple[float, float, float]:
+    """``(median, min, max)`` of a per-seed list."""
+    return float(np.median(values)), float(min(values)), float(max(values))
 
 
 def load_run(folder: str | Path) -> tuple[dict, dict]:
@@ -68,7 +73,7 @@ def table(folders: list, metrics: list[str] | None = None) -> tuple[list[str], l
     if metrics is None:
         common = set.intersection(*(set(m) for _, _, m in runs))
         metrics = sorted(k for k in common if k not in SKIPPED
-                         and all(_number(m[k]) or _numbers(m[k]) for _, _, m in runs))
+                         and all(is_number(m[k]) or is_numbers(m[k]) for _, _, m in runs))
     else:
         missing = [(k, f) for k in metrics for f, _, m in runs if k not in m]
         if missing:
@@ -79,14 +84,14 @@ def table(folders: list, metrics: list[str] | None = None) -> tuple[list[str], l
         row = {"run": folder, **{k: c.get(k) for k in differing}}
         for k in metrics:
             v = m[k]
-            row[named[k]] = (float(np.median(v)), float(min(v)), float(max(v))) if _numbers(v) else v
+            row[named[k]] = seed_summary(v) if is_numbers(v) else v
         rows.append(row)
     return ["run", *differing, *named.values()], rows
 
 
-def _cell(v) -> str:
+def cell(v) -> str:
     if isinstance(v, tuple):
-        return f"{_cell(v[0])} [{_cell(v[1])}, {_cell(v[2])}]"
+        return f"{cell(v[0])} [{cell(v[1])}, {cell(v[2])}]"
     if isinstance(v, float):
         return "nan" if math.isnan(v) else f"{v:.4g}"
     return json.dumps(v) if isinstance(v, (list, dict)) else str(v)
@@ -105,7 +110,7 @@ def render(columns: list[str], rows: list[dict], fmt: str = "table") -> str:
         for r in rows:
             w.writerow([x for c in columns for x in (spread(r[c]) if c in seeded else [r[c]])])
         return buf.getvalue()
-    cells = [[_cell(r[c]) for c in columns] for r in rows]
+    cells = [[cell(r[c]) for c in columns] for r in rows]
     if fmt == "markdown":
         lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells]) + "\n"
