@@ -804,3 +804,60 @@ def test_report_is_one_offline_page_a_browser_renders(tmp_path, capsys):
         assert min(view.evaluate(decode)) == -1
     finally:
         view.close()
+
+
+def _events(folder: Path) -> dict:
+    """``{"<writer folder>/<tag>": [(step, value), ...]}`` and ``{"<folder>/<tag>": image count}`` read from
+    the TensorBoard event files under ``folder``: TFRecord framing (u64 length, u32 crc, data, u32 crc) of
+    tensorboardX's ``Event`` protos, parsed here without TensorBoard."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+    scalars, images = {}, {}
+    for f in sorted(folder.rglob("events.out.tfevents.*")):
+        data, i = f.read_bytes(), 0
+        while i < len(data):
+            n = struct.unpack("<Q", data[i:i + 8])[0]
+            ev = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
+            i += 12 + n + 4
+            for v in ev.summary.value:
+                key = f"{f.parent.relative_to(folder)}/{v.tag}"
+                if v.HasField("simple_value"):
+                    scalars.setdefault(key, []).append((ev.step, v.simple_value))
+                elif v.HasField("image"):
+                    images[key] = images.get(key, 0) + 1
+    return {"scalars": scalars, "images": images}
+
+
+def test_every_run_writes_tensorboard_events_equal_to_its_trajectory(tmp_path):
+    """<workdir>/tensorboard/: the training loss (tag ``loss``: the mean over seeds, and ``loss/seed_<s>``) step
+    by step equal to trajectory.npz, the recorded scalars, every figure as an image, the config as hparams."""
+    out = tmp_path / "r"
+    assert cli.main(["run", "deep_mf:quick", "--set", "chunk_size=50", "--workdir", str(out)]) == 0
+    ev = _events(out / "tensorboard")
+    loss = np.load(out / "trajectory.npz")["loss"]                       # (seeds, steps)
+    run = next(k.rsplit("/", 1)[0] for k in ev["scalars"] if k.endswith("/loss"))
+    steps, mean = zip(*ev["scalars"][f"{run}/loss"])
+    assert list(steps) == list(range(1, loss.shape[1] + 1))
+    np.testing.assert_allclose(mean, loss.mean(0), rtol=1e-6)
+    for s in range(loss.shape[0]):
+        np.testing.assert_allclose([v for _, v in ev["scalars"][f"{run}/loss/seed_{s}"]], loss[s], rtol=1e-6)
+    pngs = sorted((out / "figures").glob("*.png"))
+    assert len(pngs) > 0 and sorted(ev["images"]) == [f"summary/{p.stem}" for p in pngs]
+    assert any(f.parent.name == "hparams" for f in (out / "tensorboard").rglob("events.out.tfevents.*"))
+
+
+def test_runners_stream_each_chunk_to_the_live_sink():
+    import jax.numpy as jnp
+    import optax
+
+    from lrjax import dynamics
+    from lrjax.dynamics import live
+    calls = []
+    with live.streaming_to(lambda *a: calls.append(a)):
+        dynamics.run(lambda p: jnp.sum((p - 1.0) ** 2), jnp.zeros(3), optax.sgd(0.1), 30, chunk_size=10,
+                     progress=False, desc="toy")
+    assert [(c[0], c[1], np.shape(c[2]["loss"])) for c in calls] == [("toy", 0, (10,)), ("toy", 10, (10,)),
+                                                                      ("toy", 20, (10,))]
+    dynamics.run(lambda p: jnp.sum(p ** 2), jnp.zeros(3), optax.sgd(0.1), 10, progress=False)
+    assert len(calls) == 3                                   # outside the block nothing streams

@@ -40,6 +40,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from lrjax.dynamics import live
 from lrjax.dynamics.program import Program, init_trackers, record, trainable_part
 from lrjax.dynamics.resume import Checkpointing, fingerprint, restore
 
@@ -500,6 +501,7 @@ class Runner:
             return tol is not None and bool(np.all(hit | diverged))
 
         bar = _Progress(progress, steps, start, desc)
+        sink = live.current()
         compile_time, done, t0 = 0.0, start, time.perf_counter()
         try:
             for segment in ([] if finished() else self.plan(start, steps)):
@@ -513,6 +515,10 @@ class Runner:
                     raise self._divergence(loss, history, done, state, ckpt)
                 state = new_state
                 history.add(scal, rec if segment[2] else None)
+                if sink is not None:
+                    length = segment[0] * segment[1]
+                    sink(desc, done, scal, rec if segment[2] else None,
+                         np.arange(done, done + length, self.record_every) if segment[2] else None)
                 diverged |= ~finite
                 if tol is not None:
                     hit |= (loss <= tol).any(axis=-1)

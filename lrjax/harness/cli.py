@@ -42,8 +42,8 @@ from pathlib import Path
 
 import ml_collections
 
-from lrjax.dynamics import CheckpointError, DivergenceError, ResumeError, distributed
-from lrjax.harness import compare, figures, provenance, report
+from lrjax.dynamics import CheckpointError, DivergenceError, ResumeError, distributed, live
+from lrjax.harness import compare, figures, provenance, report, writers
 from lrjax.harness.context import RunContext
 from lrjax.harness.process import precision, setup_process
 from lrjax.harness.schema import ConfigError
@@ -301,9 +301,11 @@ def run_config(spec: str | ml_collections.ConfigDict, overrides: list[str] = (),
         if not quiet:
             print(f"lrjax: {config.experiment} in {out}", file=sys.stderr, flush=True)
         t0, started = time.perf_counter(), time.time()
+        board = writers.Board(out / "tensorboard")
         try:
-            with figures.also_write(figure_formats):
+            with figures.also_write(figure_formats), live.streaming_to(writers.stream(board.writer)):
                 metrics = run_experiment(module, config, out)
+            board.finish(out / "figures", config.to_dict(), metrics)
         except BaseException as e:  # a run that did not complete leaves the stored run described as it was
             if previous is None:
                 if not (out / "checkpoints").exists():
@@ -311,6 +313,7 @@ def run_config(spec: str | ml_collections.ConfigDict, overrides: list[str] = (),
             else:
                 write_text(record, previous)
             e.lrjax_workdir = out  # for the interrupt message (main)
+            board.close()          # what was streamed stays readable
             raise
         metrics.setdefault("runtime_s", time.perf_counter() - t0)
         metrics["provenance"] = provenance.collect(started, time.time())
