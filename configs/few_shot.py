@@ -70,7 +70,7 @@ def get_config(arg=None):
         c.dropout = 0.1              # HF BERT hidden/attention dropout 0.1, the model applied with train=True
         c.sampling = "with_replacement"  # dlt/data.py: jax.random.choice(key, arange(n), shape=(samples,))
         c.seeds = 5                  # seeds = range(5)
-        c.val_size = 0               # the whole held-out split (the authors: the STS-B validation split)
+        c.val_size = 0               # the whole held-out split (the authors: STS-B validation, filtered to <= 128 tokens)
         c.task = "sentiment"         # STS-B is not available offline: sentiment or similarity
     elif arg not in (None, ""):
         raise ValueError(f"unknown config argument {arg!r}; use 'quick', 'authors' or nothing")

@@ -13,7 +13,9 @@ or ``frozen`` at its random init; dropout ``dropout`` in training. Adapted: ``ta
   (``full``: ``min(m, n)``; ``rank``: ``rank``). With ``compress`` it is first built at full width, then
   compressed from one gradient of the seed's whole few-shot set (``analysis.compress_bound``) to width
   ``2 rank`` (``deep_width=full``) or ``rank`` (``deep_width=rank``, ``rank / 2`` directions from each of the
-  two subspaces, as the authors' ``dlt/train.py``); its outer factors train at ``gamma * lr``;
+  two subspaces, the split of the authors' ``dlt/train.py``; they start from width ``max(m, n)`` and compress
+  the side whose factor is square, lrjax from ``min(m, n)`` and the input side); its outer factors train at
+  ``gamma * lr``;
 - ``head_only``: no adapter, the head trained (a linear probe; needs ``head=trained``);
 - ``none``: no adapter and no training: the frozen random head's held-out score (chance level).
 

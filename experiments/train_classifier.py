@@ -128,12 +128,14 @@ def plot_spectra(step, spectra, title, path):
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
     for name, sv in spectra.items():
         s = sv[0, -1]
+        if not s[0] > 0:
+            continue           # a frozen kernel: no update to plot
         a.semilogy(np.arange(1, s.size + 1), np.maximum(s / s[0], 1e-8), ".-", ms=3, lw=0.8, label=name)
     a.axhline(classification.RANK_RTOL, color="k", ls=":", lw=0.8)
     a.set_xlabel("index i")
     a.set_title("singular values of W(T) - W(0) / largest (seed 0)")
     a.legend(fontsize=7)
-    first = next(iter(spectra))
+    first = next((k for k, v in spectra.items() if v[0, -1, 0] > 0), next(iter(spectra)))   # a kernel that trained
     b.semilogy(step[1:], spectra[first][0, 1:, :10], lw=0.9)  # step 0: no update yet
     b.set_xlabel("step")
     b.set_title(f"top 10 singular values of the update of {first}")

@@ -9,7 +9,7 @@
   ``V = 0`` (in the paper's ``h = W0 x + B A x``, ``A = U^T`` Gaussian, ``B = V^T = 0``; PEFT's Gaussian
   init has this scale). ``init="dlt"``: ``U = 0``, ``V ~ N(0, 1)``, the Deep LoRA authors' vanilla LoRA
   (cjyaras/deep-lora-transformers ``dlt/models.py`` ``MatrixFactorization``, depth 2, commit 4ab3b09:
-  ``W1`` (in, r) zeros, ``W2`` (r, out) standard normal, product unscaled).
+  ``W2`` (in, r) zeros, ``W1`` (r, out) standard normal, the update ``W2 @ W1`` unscaled).
 
 ``apply`` costs ``O(r (m + n))`` per row of ``x`` instead of ``O(m n)``.
 """
