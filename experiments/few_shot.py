@@ -305,15 +305,17 @@ def plot(res, acc, final, align, config, path):
     axes[1].set_ylabel(f"held-out {METRIC[config.task]}")
     axes[1].set_title(f"{config.method}, r = {config.rank}, {config.samples} samples: "
                       f"{acc[:, -1].mean():.3f} +- {acc[:, -1].std():.3f}", fontsize=9)
+    many = len(final) > 12           # all_dense: 39 matrices, drawn without a legend
     for name, sv in sorted(final.items()):
-        short = re.sub(r"bert/encoder/layer_(\d+)/.*/(\w+)/kernel", r"L\1 \2", name)
-        axes[2].semilogy(np.arange(1, sv.shape[1] + 1), sv[0] / max(sv[0, 0], 1e-30), lw=0.8, label=short)
+        short = re.sub(r"bert/encoder/layer_(\d+)/(attention/self/)?(.*)/kernel", r"L\1 \3", name)
+        axes[2].semilogy(np.arange(1, sv.shape[1] + 1), sv[0] / max(sv[0, 0], 1e-30), lw=0.8,
+                         **({"color": "tab:blue", "alpha": 0.4} if many else {"label": short}))
     axes[2].set_xlim(1, 4 * _width(config) if final else 2)
     axes[2].set_ylim(1e-6, 2)
     axes[2].set_xlabel("index")
     axes[2].set_ylabel("singular value / largest (seed 0)")
-    axes[2].set_title("spectra of the final updates Delta W", fontsize=9)
-    if final:
+    axes[2].set_title(f"spectra of the {len(final)} final updates Delta W", fontsize=9)
+    if final and not many:
         axes[2].legend(fontsize=6, ncol=2)
     for t in range(align.shape[0]):
         axes[3].plot(steps, align[t].mean(0), lw=0.8)
