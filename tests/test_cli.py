@@ -713,6 +713,7 @@ def test_python_api_short_names_and_provenance(tmp_path, capsys):
     assert p["lrjax_version"] == lrjax.__version__ and p["jax_version"] == jax.__version__
     assert p["device_kind"] == jax.devices()[0].device_kind and p["device_count"] == len(jax.devices())
     assert len(p["git_commit"]) == 40 and p["started"] <= p["finished"] and p["wall_s"] > 0
+    assert 0 < p["compile_s"] < p["wall_s"], p
     with pytest.raises(ValueError) as e:
         lrjax.run("deep_mf:quick", workdir=tmp_path / "bad", stepz=3)
     code, err = _bad(capsys, ["deep_mf:quick", "--set", "stepz=3"], tmp_path / "bad2")

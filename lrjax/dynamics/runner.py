@@ -507,6 +507,7 @@ class Runner:
             for segment in ([] if finished() else self.plan(start, steps)):
                 program, seconds = self._executable(segment, state, data)
                 compile_time += seconds
+                live.add_compile_seconds(seconds)
                 new_state, scal, rec = program(state, data, np.int32(done))
                 scal, rec = jax.device_get((scal, rec))
                 loss = np.asarray(scal["loss"])

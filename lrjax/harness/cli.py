@@ -303,7 +303,8 @@ def run_config(spec: str | ml_collections.ConfigDict, overrides: list[str] = (),
         t0, started = time.perf_counter(), time.time()
         board = writers.Board(out / "tensorboard")
         try:
-            with figures.also_write(figure_formats), live.streaming_to(writers.stream(board.writer)):
+            with figures.also_write(figure_formats), live.streaming_to(writers.stream(board.writer)), \
+                    live.counting_compile() as compile_s:
                 metrics = run_experiment(module, config, out)
             board.finish(out / "figures", config.to_dict(), metrics)
         except BaseException as e:  # a run that did not complete leaves the stored run described as it was
@@ -316,7 +317,7 @@ def run_config(spec: str | ml_collections.ConfigDict, overrides: list[str] = (),
             board.close()          # what was streamed stays readable
             raise
         metrics.setdefault("runtime_s", time.perf_counter() - t0)
-        metrics["provenance"] = provenance.collect(started, time.time())
+        metrics["provenance"] = {**provenance.collect(started, time.time()), "compile_s": compile_s[0]}
         if previous is not None and not allowed and not fresh:  # the same run again, every step done already:
             for key, value in measured.items():               # it measured nothing, so keep what was measured
                 if key in metrics and metrics[key] is None and value is not None:
@@ -329,6 +330,8 @@ def run_config(spec: str | ml_collections.ConfigDict, overrides: list[str] = (),
         for k, v in sorted(to_jsonable(metrics).items()):
             if not isinstance(v, (list, dict)):
                 print(f"  {k:<34} {v}")
+            elif isinstance(v, list) and 0 < len(v) <= 32 and all(isinstance(x, (int, float)) for x in v):
+                print(f"  {k:<34} {' '.join(f'{x:.4g}' for x in v)}")   # per seed
     return metrics
 
 
