@@ -862,3 +862,26 @@ def test_runners_stream_each_chunk_to_the_live_sink():
                                                                       ("toy", 20, (10,))]
     dynamics.run(lambda p: jnp.sum(p ** 2), jnp.zeros(3), optax.sgd(0.1), 10, progress=False)
     assert len(calls) == 3                                   # outside the block nothing streams
+
+
+def test_tensorboard_sink_writes_long_chunks_at_evenly_spaced_steps():
+    """A chunk longer than POINTS_PER_CHUNK steps is written at that many steps, its last included, each with
+    the exact values of that step (mean over seeds and per seed); a short chunk at every step."""
+    from lrjax.harness import writers
+    events = []
+
+    class Collect:
+        def scalars(self, values, step):
+            events.append((step, values))
+    sink = writers.stream(lambda label: Collect())
+    loss = np.random.default_rng(0).random((3, 250))               # (seeds, steps) of one chunk
+    sink("toy", 1000, {"loss": loss}, None, None)
+    steps = [s for s, _ in events]
+    assert len(steps) == writers.POINTS_PER_CHUNK and steps[0] == 1001 and steps[-1] == 1250
+    assert steps == sorted(set(steps))
+    for step, values in events:
+        i = step - 1001
+        assert values["loss"] == pytest.approx(loss[:, i].mean()) and values["loss/seed_2"] == loss[2, i]
+    events.clear()
+    sink("toy", 0, {"loss": loss[:, :40]}, None, None)
+    assert [s for s, _ in events] == list(range(1, 41))

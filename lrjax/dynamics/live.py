@@ -4,10 +4,12 @@
 records, record_steps)`` after each chunk: ``label`` the runner's ``desc``, ``first_step`` the step count
 before the chunk, ``scalars`` ``{name: (steps,)}`` or ``(seeds, steps)`` (batched) host arrays of that chunk
 (value ``i`` is after step ``first_step + i + 1``), ``records`` the chunk's recorder outputs ``{name:
-(records, ...)}`` or ``(seeds, records, ...)`` taken at ``record_steps`` (both None when it recorded nothing). A context variable scoped to the block; outside one, runners stream nothing.
+(records, ...)}`` or ``(seeds, records, ...)`` taken at ``record_steps`` (both None when it recorded
+nothing). The runner leaves the sink's time out of its ``wall_time`` (so ``steps_per_s`` is training only)
+and counts it as ``stream_s``. A context variable scoped to the block; outside one, runners stream nothing.
 
-``with counting_compile() as seconds:`` sums, in ``seconds[0]``, the compile time of every runner in the
-block (the run's ``compile_s`` in its provenance).
+``with counting() as seconds:`` sums, in ``seconds["compile_s"]`` and ``seconds["stream_s"]``, the compile
+time and the sink time of every runner in the block (the run's provenance).
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import contextvars
 from typing import Callable
 
 _SINK: contextvars.ContextVar[Callable | None] = contextvars.ContextVar("lrjax_live_sink", default=None)
+_SECONDS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("lrjax_live_seconds", default=None)
+KINDS = ("compile_s", "stream_s")
 
 
 @contextlib.contextmanager
@@ -32,21 +36,18 @@ def current() -> Callable | None:
     return _SINK.get()
 
 
-_COMPILE: contextvars.ContextVar[list | None] = contextvars.ContextVar("lrjax_compile_seconds", default=None)
-
-
 @contextlib.contextmanager
-def counting_compile():
-    total = [0.0]
-    token = _COMPILE.set(total)
+def counting():
+    totals = dict.fromkeys(KINDS, 0.0)
+    token = _SECONDS.set(totals)
     try:
-        yield total
+        yield totals
     finally:
-        _COMPILE.reset(token)
+        _SECONDS.reset(token)
 
 
-def add_compile_seconds(seconds: float) -> None:
-    """Called by runners for each compilation (nothing outside a ``counting_compile`` block)."""
-    total = _COMPILE.get()
-    if total is not None:
-        total[0] += seconds
+def count(kind: str, seconds: float) -> None:
+    """Called by runners (``kind`` in ``KINDS``); nothing outside a ``counting`` block."""
+    totals = _SECONDS.get()
+    if totals is not None:
+        totals[kind] += seconds

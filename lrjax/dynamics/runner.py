@@ -502,12 +502,12 @@ class Runner:
 
         bar = _Progress(progress, steps, start, desc)
         sink = live.current()
-        compile_time, done, t0 = 0.0, start, time.perf_counter()
+        compile_time, streamed, done, t0 = 0.0, 0.0, start, time.perf_counter()
         try:
             for segment in ([] if finished() else self.plan(start, steps)):
                 program, seconds = self._executable(segment, state, data)
                 compile_time += seconds
-                live.add_compile_seconds(seconds)
+                live.count("compile_s", seconds)
                 new_state, scal, rec = program(state, data, np.int32(done))
                 scal, rec = jax.device_get((scal, rec))
                 loss = np.asarray(scal["loss"])
@@ -516,10 +516,11 @@ class Runner:
                     raise self._divergence(loss, history, done, state, ckpt)
                 state = new_state
                 history.add(scal, rec if segment[2] else None)
-                if sink is not None:
-                    length = segment[0] * segment[1]
+                if sink is not None:                 # its time is not the training's (module live)
+                    t_sink, length = time.perf_counter(), segment[0] * segment[1]
                     sink(desc, done, scal, rec if segment[2] else None,
                          np.arange(done, done + length, self.record_every) if segment[2] else None)
+                    streamed += time.perf_counter() - t_sink
                 diverged |= ~finite
                 if tol is not None:
                     hit |= (loss <= tol).any(axis=-1)
@@ -537,7 +538,8 @@ class Runner:
             raise Interrupted(done, None if ckpt is None else str(ckpt.directory), max(intact, default=None)) from None
         finally:
             bar.close()
-        wall = time.perf_counter() - t0 - compile_time
+        live.count("stream_s", streamed)
+        wall = time.perf_counter() - t0 - compile_time - streamed
         return self._result(state, data, history, done, tol, start, wall, compile_time, diverged)
 
     def _result(self, state, data, history: _History, done, tol, start, wall, compile_time, diverged) -> Result:

@@ -304,7 +304,7 @@ def run_config(spec: str | ml_collections.ConfigDict, overrides: list[str] = (),
         board = writers.Board(out / "tensorboard")
         try:
             with figures.also_write(figure_formats), live.streaming_to(writers.stream(board.writer)), \
-                    live.counting_compile() as compile_s:
+                    live.counting() as seconds:
                 metrics = run_experiment(module, config, out)
             board.finish(out / "figures", config.to_dict(), metrics)
         except BaseException as e:  # a run that did not complete leaves the stored run described as it was
@@ -317,7 +317,7 @@ def run_config(spec: str | ml_collections.ConfigDict, overrides: list[str] = (),
             board.close()          # what was streamed stays readable
             raise
         metrics.setdefault("runtime_s", time.perf_counter() - t0)
-        metrics["provenance"] = {**provenance.collect(started, time.time()), "compile_s": compile_s[0]}
+        metrics["provenance"] = {**provenance.collect(started, time.time()), **seconds}
         if previous is not None and not allowed and not fresh:  # the same run again, every step done already:
             for key, value in measured.items():               # it measured nothing, so keep what was measured
                 if key in metrics and metrics[key] is None and value is not None:

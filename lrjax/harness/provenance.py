@@ -3,7 +3,8 @@
 ``collect(started, finished)`` -> ``{"lrjax_version", "git_commit", "git_dirty", "jax_version",
 "jaxlib_version", "flax_version", "optax_version", "python_version", "device_kind", "device_count",
 "platform", "host", "started", "finished", "wall_s"}``: times as ISO 8601 UTC strings (``started`` and
-``finished`` are ``time.time()`` values; ``lrjax run`` adds ``compile_s``, the runners' compile time);
+``finished`` are ``time.time()`` values; ``lrjax run`` adds ``compile_s`` and ``stream_s``, the runners' compile time
+and the time they spent streaming to TensorBoard, ``lrjax.dynamics.live``);
 ``git_commit`` is the repository's HEAD (None outside a git checkout) and ``git_dirty`` whether tracked
 files differ from it.
 """
