@@ -35,7 +35,7 @@ def get_config(arg=None):
     c.deep_width = "full"            # full: min(m, n) | rank: width r, uncompressed unless compress
     c.compress = True                # Deep LoRA: compress from one gradient (full: width 2r; rank: width r)
     c.gamma = 0.0                    # compressed outer factors' rate, gamma * lr
-    c.lora_init = "peft"             # peft: U ~ N(0, 1/m), V = 0 | dlt: U = 0, V ~ N(0, 1) (the authors')
+    c.lora_init = "peft"             # peft: U ~ N(0, 1/m), V = 0 | dlt: U = 0, V ~ N(0, 1) (the authors', dlt/models.py)
     c.targets = "query|value"        # regex over query|key|value, or all_dense
     c.head = "trained"               # trained (at lr) | frozen (random init)
     c.pooling = "mean"               # mean | cls (the checkpoint's BERT pooler)
@@ -66,8 +66,8 @@ def get_config(arg=None):
         c.lora_init = "dlt"          # dlt/models.py MatrixFactorization, depth 2: input side 0, output side N(0, 1)
         c.adam_eps = 1e-6            # dlt/train.py: optax.adamw(eps=1e-6), weight_decay = 0.0 (dlt/configs.py)
         c.head = "frozen"            # dlt/train.py: only the LoRA parameters are optimized
-        c.pooling = "cls"            # FlaxAutoModelForSequenceClassification: head on the pooled [CLS] output
-        c.dropout = 0.1              # HF BERT hidden/attention dropout 0.1, the model applied with train=True
+        c.pooling = "cls"            # dlt/models.py: FlaxAutoModelForSequenceClassification, head on pooled [CLS]
+        c.dropout = 0.1              # dlt/train.py: the model applied with train=True; BERT's dropout is 0.1
         c.sampling = "with_replacement"  # dlt/data.py: jax.random.choice(key, arange(n), shape=(samples,))
         c.seeds = 5                  # seeds = range(5)
         c.val_size = 0               # the whole held-out split (the authors: STS-B validation, filtered to <= 128 tokens)

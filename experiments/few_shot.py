@@ -8,7 +8,7 @@ or ``frozen`` at its random init; dropout ``dropout`` in training. Adapted: ``ta
 ``query|key|value``, or ``all_dense``), every other weight frozen. ``method``:
 
 - ``lora``: ``W0 + U V^T`` of rank ``rank``, no alpha/r (``lrjax.param.lora``, ``init=lora_init``: ``peft``,
-  ``U ~ N(0, 1/m)``, ``V = 0``; ``dlt``, ``U = 0``, ``V ~ N(0, 1)``, the authors' vanilla LoRA);
+  ``U ~ N(0, 1/m)``, ``V = 0``; ``dlt``, ``U = 0``, ``V ~ N(0, 1)``, the authors' vanilla LoRA, ``dlt/models.py``);
 - ``deep_lora``: ``W0 + F_1 ... F_depth``, every factor eps-orthogonal (``eps``), of width ``deep_width``
   (``full``: ``min(m, n)``; ``rank``: ``rank``). With ``compress`` it is first built at full width, then
   compressed from one gradient of the seed's whole few-shot set (``analysis.compress_bound``) to width

@@ -766,6 +766,11 @@ def test_compare_tabulates_differing_keys_and_seed_spreads(tmp_path, capsys):
     assert float(rows[1]["steps_to_tol_max"]) == float(max(m["steps_to_tol"]))
     assert cli.main(["compare", str(a), str(tmp_path / "none")]) == 2
     assert "is not a finished run: it has no config.json" in capsys.readouterr().err
+    assert cli.main(["compare", str(a), "--metrics", "no_such_metric"]) == 2
+    assert capsys.readouterr().err.strip() == f"lrjax: error: run {a} has no metric 'no_such_metric'"
+    assert cli.main(["report", str(a), "--out", str(tmp_path / "no_folder" / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not exist" in err and not (tmp_path / "no_folder").exists(), err
 
 
 def test_report_is_one_offline_page_a_browser_renders(tmp_path, capsys):

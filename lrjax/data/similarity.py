@@ -8,7 +8,7 @@ gensim is LGPL-2.1; the package is never imported).
 ``i < j`` and their rating. ``split``: the documents are split by a ``default_rng(0)`` permutation into 25
 ``train`` and 25 ``test`` documents, and a split holds the 300 pairs of two of its documents (so no test
 document is seen in training); ``all``: the 1,225 pairs. ``with_replacement(n, samples, seed)``: ``samples``
-indices drawn uniformly with replacement (the Deep LoRA authors' few-shot draw).
+indices drawn uniformly with replacement (the Deep LoRA authors' few-shot draw, ``dlt/data.py``).
 """
 from __future__ import annotations
 

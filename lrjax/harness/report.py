@@ -81,5 +81,7 @@ def build(folders: list) -> str:
 def write(folders: list, out: str | Path) -> Path:
     """Write ``build(folders)`` to ``out`` (atomically); returns its path."""
     out = Path(out)
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out {str(out)!r}: the folder {str(out.parent)!r} does not exist")
     write_text(out, build(folders))
     return out

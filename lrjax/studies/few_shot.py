@@ -2,7 +2,7 @@
 
 Tasks (offline): ``sentiment``, Rotten Tomatoes snippets (``lrjax.data.text``), 2 classes, cross-entropy,
 accuracy; ``similarity``, the Lee document pairs (``lrjax.data.similarity``), one regression output, mean
-squared error, Pearson r on the 300 held-out pairs (the Deep LoRA authors' STS-B metric). A pair is one
+squared error, Pearson r on the 300 held-out pairs (the Deep LoRA authors' STS-B metric: ``dlt/metrics.py`` MSE loss, ``eval_pearson``). A pair is one
 input ``[CLS] a [SEP] b [SEP]`` (a cross-encoder, as BERT on STS-B).
 
 ``sampling``: ``balanced`` (sentiment: half per class, without replacement; similarity: without
