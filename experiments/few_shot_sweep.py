@@ -115,12 +115,16 @@ def plot(rows, ranks, config, path):
             x, y, e = map(np.array, zip(*pts))
             line = ax.plot(x, y, marker="o", label=method)[0]
             ax.fill_between(x, y - e / 2, y + e / 2, alpha=0.15, color=line.get_color())
-    axes[0].set_xscale("log", base=2)
+            if len(x) == 1:                  # a band over one point is invisible: its bar instead
+                ax.errorbar(x, y, yerr=e / 2, capsize=4, color=line.get_color())
+    for ax, values in ((axes[0], config.ranks), (axes[1], config.sample_sizes)):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted(values), labels=[str(v) for v in sorted(values)])   # as the paper's axes
+        ax.minorticks_off()
     width = {"full": f"full width {few_shot.HIDDEN}", "rank": "width r"}[config.deep_width]
     deep = f"compressed from {width}" if config.compress else f"{width}, uncompressed"
     axes[0].set_xlabel(f"adapter rank r (Deep LoRA: {deep})")
     axes[0].set_title(f"{n0} training examples ({config.task})", fontsize=9)
-    axes[1].set_xscale("log", base=2)
     axes[1].set_xlabel("training examples")
     axes[1].set_title(f"rank r = {r0}", fontsize=9)
     for ax in axes[:2]:
