@@ -40,7 +40,8 @@ def check_invariant_subspace(m):
     assert m["passed"], f"passed is {m['passed']}"
     assert m["singular_value_error"] < 1e-12, f"singular_value_error {m['singular_value_error']:.3g} >= 1e-12"
     assert m["subspace_residual"] < 1e-12, f"subspace_residual {m['subspace_residual']:.3g} >= 1e-12"
-    assert 0 < m["compression_gap_ratio"] < 1, f"compression_gap_ratio {m['compression_gap_ratio']:.3g} not in (0, 1)"
+    assert m["prop2_passed"], f"prop2_passed is {m['prop2_passed']}"
+    assert abs(m["prop2_ratio_max"] - 1) < 1e-9, f"prop2_ratio_max {m['prop2_ratio_max']!r}: the gap is not the bound"
 
 
 def check_deep_mf(m):
@@ -301,9 +302,22 @@ def test_main_demo_outputs_and_failed_verdict_exit_code(tmp_path, capsys):
     metrics = cli.run_config(f"{THEOREM}:quick", workdir=str(tmp_path), quiet=True)
     assert metrics["verdict"] == "PASS" and metrics["singular_value_error"] < 1e-10
     with np.load(tmp_path / "trajectory.npz") as z:
-        assert z["singular_values"].shape == (41, 3, 12) and z["step"].shape == (41,)
+        assert z["singular_values"].shape == (31, 3, 12) and z["step"].shape == (31,)
     assert cli.main(["run", f"{THEOREM}:quick", "--set", "init=gaussian", "--workdir", str(tmp_path / "neg")]) == 1
     assert json.loads((tmp_path / "neg" / "metrics.json").read_text())["verdict"] == "FAIL"
+    assert "check failed" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_prop2_contract_at_eps_1e_3_and_random_subspace_control(tmp_path, capsys):
+    # scripts outside the repository read prop2_ratio_max / prop2_passed (issue 33)
+    good = cli.run_config(f"{THEOREM}:quick", ["eps=1e-3", "steps=600"], workdir=str(tmp_path / "good"), quiet=True)
+    assert good["prop2_passed"] is True and abs(good["prop2_ratio_max"] - 1) < 1e-9, good["prop2_ratio_max"]
+    code = cli.main(["run", f"{THEOREM}:quick", "--set", "eps=1e-3", "--set", "compression_subspace=random",
+                     "--workdir", str(tmp_path / "random")])
+    bad = json.loads((tmp_path / "random" / "metrics.json").read_text())
+    assert code == 1 and bad["prop2_passed"] is False and bad["verdict"] == "FAIL"
+    assert bad["prop2_ratio_max"] > 1.1 and bad["singular_value_error"] < 1e-10   # 1.197: still near the saddle
     assert "check failed" in capsys.readouterr().err
 
 
@@ -344,7 +358,7 @@ BAD_INPUTS = [
     (DEEP_MF, ["--set", "tol=-1"], "config key 'tol' must be a finite number > 0, got -1"),
     (THEOREM, ["--set", "eps=-1"], "config key 'eps' must be a finite number > 0"),
     (THEOREM, ["--set", "eps=(1.0, 2.0)"], "must have 3 entries"),
-    (THEOREM, ["--set", "record_every=7"], "steps=300, record_every=7: steps must be a multiple of record_every"),
+    (THEOREM, ["--set", "record_every=7"], "steps=6000, record_every=7: steps must be a multiple of record_every"),
     (DEEP_MF, ["--set", "nosuch=1"], "unknown config key 'nosuch'; valid keys: checkpoint_every, chunk_size"),
     (DEEP_MF, ["--set", "d"], "--set expects key=value"),
     (f"{DEEP_MF}:fast", [], "get_config('fast') failed: ValueError: unknown config argument 'fast'"),

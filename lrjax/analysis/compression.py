@@ -42,7 +42,11 @@ def compressed_param(deep: Deep, rank: int, width: int | None = None) -> Compres
 
 def compress_factors(deep: Deep, factors, grad_first: jax.Array, rank: int, width: int | None = None):
     """Compressed factor list ``[V, eps_l I ..., V^T W(0) / prod eps]`` from a deep theta's factors."""
-    v = invariant_input_subspace(factors[0], grad_first, rank, width)
+    return compress_factors_onto(deep, factors, invariant_input_subspace(factors[0], grad_first, rank, width))
+
+
+def compress_factors_onto(deep: Deep, factors, v: jax.Array):
+    """``[V, eps_l I_k ..., V^T W(0) / prod eps]`` for a given orthonormal ``V: (m, k)``."""
     w0 = product_matrix(factors)
     k = v.shape[1]
     inner = [eps * jnp.eye(k, dtype=w0.dtype) for eps in deep.scales]

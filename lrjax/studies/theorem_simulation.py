@@ -18,9 +18,10 @@ import numpy as np
 import optax
 
 from lrjax import param, tasks
-from lrjax.analysis.compression import compress_factors, compressed_param
+from lrjax.analysis.compression import compress_factors_onto, compressed_param, invariant_input_subspace
 from lrjax.analysis.spectra import singular_values
-from lrjax.analysis.theorem import check_invariant_subspace, rho_trajectory, structure_residual, theorem_bases
+from lrjax.analysis.theorem import (check_invariant_subspace, prop2_bound, rho_trajectory, structure_residual,
+                                   theorem_bases)
 from lrjax.studies import recipe
 
 
@@ -37,7 +38,9 @@ class Setup:
     """One simulation: ``d x d`` factors, target rank ``rank``, ``depth`` factors scaled by ``eps`` (one number
     or one per factor), GD at ``eta`` with ``weight_decay`` for ``steps`` steps recorded every
     ``record_every``, in ``dtype``, from an ``init`` (``"orthogonal"``: the theorem's hypothesis, or
-    ``"gaussian"``) drawn from ``seed``. Bad values raise ``ValueError`` naming them."""
+    ``"gaussian"``) drawn from ``seed``; the compressed network uses the ``compression_subspace``
+    ``"invariant"`` (the theorem's ``V``) or ``"random"`` (a negative control for Prop. 2). Bad values raise
+    ``ValueError`` naming them."""
 
     d: int = 30
     rank: int = 3
@@ -50,6 +53,7 @@ class Setup:
     dtype: str = "float64"
     init: str = "orthogonal"
     seed: int = 0
+    compression_subspace: str = "invariant"
 
     def __post_init__(self):
         for name in ("d", "rank", "depth", "steps", "record_every"):
@@ -62,6 +66,9 @@ class Setup:
             raise ValueError(f"simulate: rank={self.rank} exceeds d={self.d}")
         if self.init not in ("orthogonal", "gaussian"):
             raise ValueError(f"simulate: init must be 'orthogonal' or 'gaussian', got {self.init!r}")
+        if self.compression_subspace not in ("invariant", "random"):
+            raise ValueError(f"simulate: compression_subspace must be 'invariant' or 'random', "
+                             f"got {self.compression_subspace!r}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"simulate: dtype must be 'float32' or 'float64', got {self.dtype!r}")
         eps = tuple(self.eps) if isinstance(self.eps, (tuple, list)) else (self.eps,) * self.depth
@@ -81,7 +88,8 @@ def simulate(setup: Setup | None = None, *, progress: bool | None = None, **fiel
 
     Returns ``(check: TheoremCheck, trajectory: dict of numpy arrays)``; trajectory keys: ``step (T,)``,
     ``singular_values (T, depth, d)`` descending, ``rho (T, depth)``, ``subspace_residual (T, depth)``,
-    ``compression_gap (T,)``, ``top_direction_leak (T, depth)`` (sin of the angle between the top-r*
+    ``compression_gap (T,)``, ``compression_bound (T,)`` (Prop. 2's ``(d - 2r*) prod_l rho_l(t)^2``),
+    ``product_norm (T,)`` (``||W(t)||_F``), ``top_direction_leak (T, depth)`` (sin of the angle between the top-r*
     right singular vectors of each factor and the invariant output subspace), ``loss (steps,)``.
     """
     setup = setup if setup is not None else Setup(**fields)
@@ -89,7 +97,7 @@ def simulate(setup: Setup | None = None, *, progress: bool | None = None, **fiel
     weight_decay, steps, record_every, dtype, init = (setup.weight_decay, setup.steps, setup.record_every,
                                                       setup.dtype, setup.init)
     jdtype = jnp.dtype(dtype)
-    key_target, key_init = jax.random.split(jax.random.key(setup.seed))
+    key_target, key_init, key_subspace = jax.random.split(jax.random.key(setup.seed), 3)
     target = tasks.low_rank_target(key_target, d, rank, jdtype)
     deep = param.deep(depth, init=init, scale=eps_l)
     theta = deep.init(key_init, (d, d), jdtype)
@@ -98,7 +106,11 @@ def simulate(setup: Setup | None = None, *, progress: bool | None = None, **fiel
     grad_first = jax.grad(loss)(theta, target)["factors"][0]
     bases = theorem_bases(theta["factors"], grad_first, rank, bulk)
     comp = compressed_param(deep, rank, d - bulk)
-    comp_theta = {"factors": compress_factors(deep, theta["factors"], grad_first, rank, d - bulk)}
+    if setup.compression_subspace == "invariant":
+        v = invariant_input_subspace(theta["factors"][0], grad_first, rank, d - bulk)
+    else:
+        v = jnp.linalg.qr(jax.random.normal(key_subspace, (d, d - bulk), jdtype))[0]
+    comp_theta = {"factors": compress_factors_onto(deep, theta["factors"], v)}
     both = {"original": theta, "compressed": comp_theta}
     roles = {"original": deep.roles(theta), "compressed": comp.roles(comp_theta)}
     rho_all = jnp.asarray(rho_trajectory(eps_l, eta, weight_decay, steps), jdtype)
@@ -108,8 +120,9 @@ def simulate(setup: Setup | None = None, *, progress: bool | None = None, **fiel
 
     def recorder(p):
         fs = p["original"]["factors"]
-        return {"sv": jnp.stack([singular_values(f) for f in fs]),
-                "w": param.deep(depth).materialize(p["original"]) - comp.materialize(p["compressed"])}
+        w = param.deep(depth).materialize(p["original"])
+        return {"sv": jnp.stack([singular_values(f) for f in fs]), "w": w - comp.materialize(p["compressed"]),
+                "w_norm": jnp.linalg.norm(w)}
 
     class Structure:  # stateful: counts steps to index the predicted rho
         def init(self, p):
@@ -133,12 +146,13 @@ def simulate(setup: Setup | None = None, *, progress: bool | None = None, **fiel
     step = rec["step"]
     gap = np.sum(np.asarray(rec["spectra/w"], np.float64) ** 2, axis=(-2, -1))
     rho = np.asarray(rho_all)[step]
-    bound = bulk * math.prod(e * e for e in eps_l) if d > 2 * rank else 0.0
-    check = check_invariant_subspace(rec["spectra/sv"], rho, rec["structure/residual"], gap[step >= 1], bound,
-                                     d, rank, dtype, init == "orthogonal")
+    check = check_invariant_subspace(rec["spectra/sv"], rho, rec["structure/residual"], gap, d, rank, dtype,
+                                     init == "orthogonal", float(np.max(rec["spectra/w_norm"])),
+                                     random_subspace=setup.compression_subspace == "random")
     trajectory = {"step": step, "singular_values": rec["spectra/sv"], "rho": rho,
                   "subspace_residual": rec["structure/residual"], "compression_gap": gap,
-                  "compression_bound": np.array(bound), "top_direction_leak": rec["structure/leak"],
+                  "compression_bound": prop2_bound(rho, d, rank), "product_norm": rec["spectra/w_norm"],
+                  "top_direction_leak": rec["structure/leak"],
                   "loss": result.scalars["original_loss"]}
     return check, trajectory
 
