@@ -7,6 +7,12 @@ papers' loop pattern. Paper: gamma = 0 stalls near 4e-4, gamma = 0.01 reaches 1e
     lrjax run configs/compressed_mc.py          # paper size (GPU: ~10 s; CPU: ~1 h for the original)
     lrjax run configs/compressed_mc.py:small    # d = 200, eta scaled by (d / 1000)^(4/3)
     lrjax run configs/compressed_mc.py:quick
+    lrjax run configs/compressed_mc.py:failure  # the talk's failure case: d = 1000, r* = 3, |Omega| = 20,000
+
+`:failure` (Balzano's IMSI talk, seed 003 line 429: "Our theorem doesn't hold since Omega (.) Phi is not
+low-rank for arbitrary Omega, and the method fails. (d = 1000, r = 3, |Omega| = 20000)"): p = 0.02, and eta
+scaled by 0.2 / 0.02 so that eta p (the step on the mean-over-d^2 loss) matches the paper's p = 0.2 runs;
+the talk's learning rate is not stated. CPU: the original takes ~120-160 ms/step at d = 1000.
 """
 import ml_collections
 
@@ -35,8 +41,10 @@ def get_config(arg=None):
     c.dtype = "float64"
     if arg == "small":
         c.d, c.eta, c.gammas, c.authors_steps = 200, 500.0, (0.0, 0.01, 0.1), 2000
+    elif arg == "failure":
+        c.rank, c.fraction, c.eta, c.methods, c.authors_steps = 3, 0.02, 5e4, "original,compressed", 0
     elif arg == "quick":
         c.d, c.rank, c.eta, c.steps, c.chunk_size, c.record_every, c.authors_steps = 40, 2, 60.0, 400, 100, 50, 200
     elif arg not in (None, ""):
-        raise ValueError(f"unknown config argument {arg!r}; use 'small', 'quick' or nothing")
+        raise ValueError(f"unknown config argument {arg!r}; use 'small', 'failure', 'quick' or nothing")
     return c
