@@ -131,7 +131,7 @@ def plot_penultimate(steps, spectra, out, config, path):
         share.set_ylabel(f"top-{config.top_k} share of $||\\Delta W||_F^2$", fontsize=8, color="C3")
     batch = "full batch (GD)" if config.batch_size == 0 else f"batch {config.batch_size}"
     fig.suptitle(f"penultimate-layer updates, {config.optimizer}, {batch}, {config.steps} steps "
-                 f"(medians over {config.seeds} seeds below)", fontsize=10)
+                 f"(medians over {config.seeds} seed{'s' if config.seeds > 1 else ''} below)", fontsize=10)
     save_figure(fig, path)
 
 
