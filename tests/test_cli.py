@@ -10,6 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import ml_collections
 import numpy as np
 import pytest
 from matplotlib.image import imread
@@ -911,3 +912,9 @@ def test_tensorboard_sink_writes_long_chunks_at_evenly_spaced_steps():
     events.clear()
     sink("toy", 0, {"loss": loss[:, :40]}, None, None)
     assert [s for s, _ in events] == list(range(1, 41))
+
+
+def test_set_true_false_words_are_bools_and_string_keys_keep_text():
+    config = ml_collections.ConfigDict({"flag": False, "name": "x", "maybe": None})
+    cli.apply_overrides(config, ["flag=true", "name=true", "maybe=FALSE"])
+    assert config.flag is True and config.name == "true" and config.maybe is False

@@ -91,6 +91,9 @@ def load_config(spec: str) -> tuple[ml_collections.ConfigDict, Path]:
 
 
 def _parse_value(text: str):
+    """A Python literal, ``true``/``false`` (any case) as a bool, or else the text itself."""
+    if text.strip().lower() in ("true", "false"):
+        return text.strip().lower() == "true"
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -98,8 +101,8 @@ def _parse_value(text: str):
 
 
 def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> None:
-    """Apply ``key=value`` overrides (dotted keys for nested dicts; values parsed as Python literals, kept as
-    text for string keys); unknown keys raise here, bad values when the schema validates the config."""
+    """Apply ``key=value`` overrides (dotted keys for nested dicts; values parsed as Python literals or
+    ``true``/``false``, kept as text for string keys); unknown keys raise here, bad values when the schema validates the config."""
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key:

@@ -11,7 +11,14 @@ the ``D x d`` matrix; without it (the default for ``dense``, whose structure is 
 kept and the structure is drawn again at every step (Fastfood: ~10x slower per step on CPU). ``said=True`` is Aghajanyan et al.'s SAID (arXiv
 2012.13255): one learned scale per parameter tensor, ``theta_i = theta_0,i + lambda_i (P z)_i``, with
 ``lambda`` (one per tensor, ``m`` of them, starting at 1) taking ``m`` of the ``dim`` trained scalars
-(``z`` has ``dim - m``). The per-layer form (each weight its own ``z``) is ``param.subspace``.
+(``z`` has ``dim - m``): Aghajanyan et al.'s ``theta_i = theta_0,i + lambda_i P(theta^(d-m))_i`` with
+``P(.)_i`` tensor ``i``'s rows of the one projection. ``normalize``: ``"global"`` (default) keeps ``P`` as
+drawn, every column of norm ~1 over all ``D`` rows (Li et al.), so tensor ``i``'s slice has column norm
+``~sqrt(D_i / D)``; ``"tensor"`` scales tensor ``i``'s slice by ``sqrt(D / D_i)``, so that every tensor's
+slice has columns of norm ~1, as when each tensor draws its own Fastfood of its size ``D_i`` (the code
+credited to Aghajanyan et al. and copied in public repositories: one ``FastfoodTransform`` per named
+parameter, all fed the same ``z``): a bias, a LayerNorm or a small head then moves as much per unit of
+``z`` as a whole embedding table. The per-layer form (each weight its own ``z``) is ``param.subspace``.
 
 It is a drop-in for a rule binding in ``lrjax.studies.classification.train``: ``init(params, key)``,
 ``materialize(state) -> params``, ``roles(state)``.
@@ -32,6 +39,8 @@ from lrjax.param import FROZEN, TRAINABLE
 from lrjax.param.base import check_positive_int
 from lrjax.param.projection import KINDS, Projection
 
+NORMALIZE = ("global", "tensor")
+
 
 def _float_leaves(tree):
     return [l for l in jax.tree.leaves(tree) if jnp.issubdtype(l.dtype if hasattr(l, "dtype") else
@@ -45,18 +54,21 @@ def num_float_params(tree) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class GlobalSubspace:
-    """``theta = theta_0 + P z`` over a whole tree; state ``{"z", "base", "key"[, "structure"][, "said"]}``
-    (module docstring)."""
+    """``theta = theta_0 + P z`` over a whole tree; state ``{"z", "base", "key"[, "structure"][, "said"]}``;
+    ``normalize``: ``"global"`` or ``"tensor"`` (module docstring)."""
 
     dim: int
     projection: str = "fastfood"
     said: bool = False
     cache: bool | None = None
+    normalize: str = "global"
 
     def __post_init__(self):
         check_positive_int("intrinsic dimension: dim", self.dim)
         if self.projection not in KINDS:
             raise ValueError(f"projection must be one of {KINDS}, got {self.projection!r}")
+        if self.normalize not in NORMALIZE:
+            raise ValueError(f"intrinsic dimension: normalize must be one of {NORMALIZE}, got {self.normalize!r}")
         if self.cache is None:
             object.__setattr__(self, "cache", self.projection != "dense")
         for name in ("said", "cache"):
@@ -105,6 +117,8 @@ class GlobalSubspace:
                 out.append(leaf)
                 continue
             delta = flat[offset: offset + leaf.size].reshape(leaf.shape).astype(leaf.dtype)
+            if self.normalize == "tensor":
+                delta = delta * math.sqrt(proj.size / leaf.size)
             if self.said:
                 delta = state["said"][i] * delta
             out.append(jax.lax.stop_gradient(leaf) + delta)
