@@ -1,4 +1,4 @@
-"""Training the small ReLU networks of the polytope studies: PyTorch-default init and the BCE loss.
+"""Training the small ReLU networks of the polytope studies: PyTorch-default init, the BCE and MSE losses.
 
 A network is ``((W_1, b_1), ..., (W_L, b_L))`` with ``W_l: (n_{l-1}, n_l)``, ending in one logit
 (``polytope.forward``); data is ``{"x": (n, d), "y": (n,) in {0, 1}}``.
@@ -26,3 +26,12 @@ def init(key, widths, d: int = 2):
 
 def bce(params, data):
     return optax.sigmoid_binary_cross_entropy(forward(params, data["x"]), data["y"]).mean()
+
+
+def mse(params, data):
+    """Squared error of the predicted probability ``sigmoid(logit)`` to the label (as in
+    ``lrjax.polytope.pruning``; the decision stays ``logit >= 0``)."""
+    return ((jax.nn.sigmoid(forward(params, data["x"])) - data["y"]) ** 2).mean()
+
+
+LOSSES = {"bce": bce, "mse": mse}
