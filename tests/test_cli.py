@@ -527,7 +527,8 @@ def test_command_line_list_from_anywhere_and_exit_codes(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "lrjax.harness.cli", "run", "configs/invariant_subspace.py", "--set",
                           "depht=2"], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr == "lrjax: error: unknown config key 'depht' (did you mean 'depth'?); " \
-        "valid keys: d, depth, dtype, eps, eta, init, rank, record_every, seed, steps, weight_decay\n"
+        "valid keys: compression_subspace, d, depth, dtype, eps, eta, init, rank, record_every, seed, steps, " \
+        "weight_decay\n"
 
 
 def test_api_errors_name_the_bad_value():
