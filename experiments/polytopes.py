@@ -126,13 +126,19 @@ def _draw(ax, params, x, y, title):
 
 
 def plot(nets, rows, x, y, config, label, path):
+    """Per seed the trained network (top) and the compressed one (bottom); ``small=None`` (pruned during
+    training: the trained network is the compressed one) draws the bottom row only."""
     plt = pyplot()
-    fig, axes = plt.subplots(2, len(nets), figsize=(3.2 * len(nets), 6.6), squeeze=False)
+    both = all(small is not None for _, small in nets)
+    fig, axes = plt.subplots(1 + both, len(nets), figsize=(3.2 * len(nets), 3.3 * (1 + both) + 0.4 * (not both)), squeeze=False)
     for s, (trained, small) in enumerate(nets):
         r = rows[s]
-        _draw(axes[0, s], trained, x, y, f"seed {s}: {label}, acc {r['accuracy']:.3f}")
-        _draw(axes[1, s], small, x, y, f"compressed {r['compressed_widths']}, acc {r['accuracy_compressed']:.3f}\n"
-                                       f"parts: faces {[p['faces'] for p in r['parts']]}")
+        if both:
+            _draw(axes[0, s], trained, x, y, f"seed {s}: {label}, acc {r['accuracy']:.3f}")
+        prefix = "" if both else f"seed {s}, {label}\n"
+        _draw(axes[-1, s], small if both else trained, x, y,
+              f"{prefix}compressed {r['compressed_widths']}, "
+              f"acc {r['accuracy_compressed']:.3f}\nparts: faces {[p['faces'] for p in r['parts']]}")
     fig.suptitle(f"{config.dataset}: decision region (blue), first-layer hyperplanes (black)", fontsize=9)
     save_figure(fig, path)
 
@@ -165,7 +171,7 @@ def run_during(config, ctx) -> dict:
             row["matches_theory"] = (row["compressed_widths"] == [sum(theory["faces"]), theory["polytopes"]]
                                      and row["accuracy"] >= 0.99)
         rows.append(row)
-        nets.append((net, net))
+        nets.append((net, None))
     plot(nets[:4], rows, x, y, config, "pruned during training", ctx.figure("regions"))
     keys_out = ("accuracy", "accuracy_compressed", "test_accuracy", "test_accuracy_compressed", "compressed_widths",
                 "polytope_faces", "enclosed_labels", "complete", "failed_attempts", "parts", "attempts")

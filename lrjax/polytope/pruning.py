@@ -11,8 +11,8 @@ polytope-basis cover", with ``polytope.pruning`` between training phases), vmapp
 ``w, b ~ U(+-1/sqrt(d))``, ``v = -sign(c) sqrt(||w_i||^2 + b_i^2 + 1)``. Loss, full batch: ``mean_A l(out, y)
 + lam mean_B l(out, y)`` over the class ``B`` it must enclose (the points of the current index) and the class
 ``A`` it must keep out (all points of that class, the authors' ``trn_X_index_this_time``); ``lam = 100``.
-``l``: BCE with logits (the authors'), or ``mse`` (lrjax's: ``(sigmoid(out) - y)^2``; the paper trains its
-toys with MSE too, not with this algorithm). Regressing ``out`` itself to ``+-c`` does not work here: ``out``
+``l``: BCE with logits (the authors'), or ``mse`` (lrjax's: ``(sigmoid(out) - y)^2``; issue 33 asks for MSE;
+the authors' notebooks hold no MSE run). Regressing ``out`` itself to ``+-c`` does not work here: ``out``
 is unbounded below off the polytope, so the loss pulls far points of ``A`` back up to ``-c`` and every
 polytope grows over the other class (measured: training accuracy 0.23-0.52 on the three toy sets tried).
 Adam(``lr = 1e-4``), up to ``steps = 150,000`` steps. After step 1 and every ``every = 1000`` steps (the
