@@ -112,3 +112,21 @@ def test_list_names_a_config_that_does_not_parse(tmp_path, capsys):
     assert cli.main(["list", "--configs", str(tmp_path)]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err == [f"lrjax: error: config file {str(tmp_path / 'broken.py')!r} has a syntax error at line 1: invalid syntax"]
+
+
+def test_write_json_is_strict_json_with_null_for_non_finite(tmp_path):
+    """A resumed stage has no timed steps (ms_per_step is NaN): metrics.json must still be JSON that strict
+    readers accept, with null where the number is not finite."""
+    import numpy as np
+
+    from lrjax.io.files import write_json
+
+    def reject(token):
+        raise ValueError(f"non-JSON token {token}")
+
+    path = tmp_path / "m.json"
+    write_json(path, {"ms_per_step": float("nan"), "bound": np.float32(np.inf),
+                      "curve": np.array([1.0, -np.inf, np.nan]), "nested": {"x": [2.5, float("nan")]}, "n": 3})
+    loaded = json.loads(path.read_text(), parse_constant=reject)
+    assert loaded == {"ms_per_step": None, "bound": None, "curve": [1.0, None, None],
+                      "nested": {"x": [2.5, None]}, "n": 3}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -86,9 +87,22 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     os.replace(tmp, path)
 
 
+def finite_or_null(x: Any) -> Any:
+    """``x`` (already JSON types) with every non-finite float (NaN, +-inf) replaced by ``None``."""
+    if isinstance(x, dict):
+        return {k: finite_or_null(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [finite_or_null(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
-    write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + "\n")
+    """Write ``obj`` as indented, strict JSON, atomically: NaN and +-inf are written as ``null`` (Python's
+    ``NaN``/``Infinity`` tokens are not JSON, and other readers such as ``jq`` reject them)."""
+    text = json.dumps(finite_or_null(to_jsonable(obj)), indent=2, sort_keys=True, allow_nan=False)
+    write_text(path, text + "\n")
 
 
 def save_npz(path: str | os.PathLike, **arrays) -> Path:
