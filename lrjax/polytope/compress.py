@@ -37,6 +37,15 @@ def accuracy(params, x, y) -> float:
     return float(np.mean(((h @ w + b)[:, 0] >= 0) == (y > 0.5)))
 
 
+def _inputs(params, x, layer):
+    """The input of hidden layer ``layer`` (``x`` itself for layer 0): the stages that change only layer
+    ``layer`` and later reuse it, so the images pass through the earlier layers once."""
+    h = x
+    for w, b in params[:layer]:
+        h = np.maximum(h @ w + b, 0)
+    return h
+
+
 def _hidden(params, x, layer):
     h = x
     for w, b in params[:layer + 1]:
@@ -103,20 +112,23 @@ def merge(params, x, layer: int):
 def redundant(params, x, y, layer: int):
     """Stage 3 (module docstring)."""
     params = list(params)
+    relu = np.maximum(_inputs(params, x, layer) @ params[layer][0] + params[layer][1], 0)   # (n, width)
     while True:
-        active = _hidden(params, x, layer) > 0
         w, _ = params[layer]
+        active = relu > 0
         if w.shape[1] <= 1:
             return params
         others = active.sum(1, keepdims=True) - active                  # other active neurons per point
         is_redundant = np.all(~active | (others >= 1), axis=0)
         strength = np.linalg.norm(params[layer + 1][0], axis=1) * np.linalg.norm(w, axis=0)
-        base = accuracy(params, x, y)
+        base = accuracy(params[layer + 1:], relu, y)
         for j in np.argsort(np.where(is_redundant, strength, np.inf)):
             if not is_redundant[j]:
                 return params
-            trial = _keep(params, layer, np.arange(w.shape[1]) != j)
-            if accuracy(trial, x, y) >= base:
+            keep = np.arange(w.shape[1]) != j
+            trial = _keep(params, layer, keep)
+            if accuracy(trial[layer + 1:], relu[:, keep], y) >= base:
+                relu = relu[:, keep]
                 params = trial
                 break
         else:
@@ -128,16 +140,19 @@ def rescale(params, x, y, layer: int, steps=(0.01, 0.02, 0.05)):
     params = list(params)
     if layer != len(params) - 2:
         return params
-    for j in range(params[layer][0].shape[1]):
+    w = params[layer][0]                                                # only biases change here
+    hw = _inputs(params, x, layer) @ w
+    after = params[layer + 1:]
+    current = accuracy(after, np.maximum(hw + params[layer][1], 0), y)
+    for j in range(w.shape[1]):
         for delta in steps:
-            w, b = params[layer]
+            b = params[layer][1]
             sign = np.sign(params[layer + 1][0][j, 0])                  # < 0: a face of the positive region
-            trial = list(params)
             nb = b.copy()
             nb[j] = b[j] + sign * delta * np.linalg.norm(w[:, j])
-            trial[layer] = (w, nb)
-            if accuracy(trial, x, y) > accuracy(params, x, y):
-                params = trial
+            trial_accuracy = accuracy(after, np.maximum(hw + nb, 0), y)
+            if trial_accuracy > current:
+                params[layer], current = (w, nb), trial_accuracy
     return params
 
 
