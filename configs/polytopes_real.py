@@ -4,6 +4,7 @@ first-layer sparsity with signs kept vs flipped.
 
     lrjax run configs/polytopes_real.py                              # MNIST-5k, 1000 images, classes 0-9
     lrjax run configs/polytopes_real.py --set dataset=fashion_mnist
+    lrjax run configs/polytopes_real.py:fashion60k                   # all 60,000 Fashion-MNIST images, minibatches
     lrjax run configs/polytopes_real.py:quick                        # digits, smoke test
 """
 import ml_collections
@@ -23,8 +24,12 @@ def get_config(arg=None):
     c.sparsity = 0.9                 # first-layer weights pruned at the largest grid point
     c.seed = 0
     c.min_weight = 0.1               # compression: neurons with |outgoing| * |incoming| below this go
-    if arg == "quick":
+    c.batch_size = 0                 # 0: full batch; else minibatches of this size (the full-size runs)
+    c.checkpoint_every = 2           # chunks of 1000 steps
+    if arg == "fashion60k":
+        c.dataset, c.n, c.batch_size, c.steps, c.faces = "fashion_mnist", 60000, 1000, 20000, (2, 3, 5, 10, 30)
+    elif arg == "quick":
         c.dataset, c.n, c.classes, c.faces, c.steps, c.sparsity = "digits", 300, (0, 1, 8), (2, 6), 400, 0.8
     elif arg not in (None, ""):
-        raise ValueError(f"unknown config argument {arg!r}; use 'quick' or nothing")
+        raise ValueError(f"unknown config argument {arg!r}; use 'fashion60k', 'quick' or nothing")
     return c

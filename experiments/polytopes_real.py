@@ -6,7 +6,10 @@ flattened and standardised by the training mean and std; the test split for test
 class ``c`` (labels ``y == c``, no resampling; the loss is the class-balanced BCE with logits, the mean over
 class ``c`` plus the mean over the rest, the authors' lambda = 1) and every ``(polytopes K, faces m)`` of the
 grid, a sign-constrained cover network (``lrjax.polytope.cover_net``: ``K`` polytopes of ``m`` faces) is
-trained, all classes as one vmapped program (full batch, Adam ``lr``, ``steps``).
+trained, all classes as one program (Adam ``lr``, ``steps``; full batch, or minibatches of ``batch_size``
+drawn on the device, one draw shared by the classes). The classes' networks are stacked on a leading axis
+and the loss is the sum of their losses: Adam is elementwise, so each class trains exactly as alone, and the
+images are held once, not once per class. Every training run checkpoints and resumes.
 
 - ``faces_needed[c]``: the smallest ``(K, m)`` (``m``: hidden units per polytope, its faces) (fewest polytopes first, then fewest faces) whose training
   accuracy reaches ``target``, or ``None``;
@@ -33,18 +36,32 @@ from lrjax.polytope import compress, cover_net
 SCHEMA = Schema(
     dataset=Choice(*data.available()), n=Int(min=10), classes=Seq(Int(min=0, max=9), distinct=True),
     faces=Seq(Int(min=1), distinct=True), polytopes=Seq(Int(min=1, max=cover_net.MAX_POLYTOPES), distinct=True), lr=Float(gt=0), steps=Int(min=1), target=Float(gt=0, le=1),
-    sparsity=Float(gt=0, lt=1), seed=Int(min=0), min_weight=Float(ge=0),
+    sparsity=Float(gt=0, lt=1), seed=Int(min=0), min_weight=Float(ge=0), batch_size=Int(min=0),
+    checkpoint_every=Int(min=0, resume="any"),
     checks=[Rule(("dataset",), lambda d: bool(data.locate(d)), "the dataset must be installed"),
-            Rule(("n", "dataset"), lambda n, d: n <= data.TRAIN_SIZES[d], "n must be <= the training split")],
+            Rule(("n", "dataset"), lambda n, d: n <= data.TRAIN_SIZES[d], "n must be <= the training split"),
+            Rule(("batch_size", "n"), lambda b, n: b <= n, "batch_size must be <= n (0: full batch)")],
 )
 
 
-def balanced_bce(params, batch, mask=None):
-    """Mean BCE over the positives plus mean BCE over the negatives; ``mask`` multiplies ``w`` (pruning)."""
-    p = params if mask is None else {**params, "w": params["w"] * mask}
-    loss = optax.sigmoid_binary_cross_entropy(cover_net.logits(p, batch["x"]), batch["y"])
-    pos = batch["y"]
+def balanced_bce(params, x, pos):
+    """Mean BCE over the positives plus mean BCE over the negatives of one cover network: ``x (n, d)``,
+    ``pos (n,)`` in {0, 1}."""
+    loss = optax.sigmoid_binary_cross_entropy(cover_net.logits(params, x), pos)
     return jnp.sum(loss * pos) / jnp.maximum(pos.sum(), 1) + jnp.sum(loss * (1 - pos)) / jnp.maximum((1 - pos).sum(), 1)
+
+
+def one_vs_all_loss(classes, mask=None):
+    """``loss(stacked, batch)``: the sum over ``classes`` of ``balanced_bce`` of class ``c``'s network
+    (``stacked``: every leaf with a leading class axis) on ``batch = {"x": (n, d), "y": (n,) labels}``;
+    ``mask (classes, d, K m)`` multiplies the first-layer weights (pruning)."""
+    ids = jnp.asarray(classes)
+
+    def loss(stacked, batch, key=None):
+        p = stacked if mask is None else {**stacked, "w": stacked["w"] * mask}
+        per_class = jax.vmap(lambda q, c: balanced_bce(q, batch["x"], (batch["y"] == c).astype(jnp.float32)))
+        return jnp.sum(per_class(p, ids))
+    return loss
 
 
 def accuracy(params, x, y) -> float:
@@ -61,14 +78,15 @@ def _load(config):
     return (x - mean) / std, y, (xt.reshape(len(yt), -1) - mean) / std, yt
 
 
-def _train(params, x, ys, config, mask=None, desc=""):
-    """Train one cover network per class (batch axis first), labels ``ys (classes, n)``."""
-    k = len(config.classes)
-    batch = {"x": np.broadcast_to(x, (k, *x.shape)), "y": ys.astype(np.float32)}
-    if mask is not None:
-        batch["mask"] = mask
-    res = dynamics.run(lambda p, d: balanced_bce(p, d, d.get("mask")), params, optax.adam(config.lr), config.steps, data=batch, batched=True,
-                       data_batched=True, chunk_size=min(config.steps, 1000), desc=desc)
+def _train(params, x, y, config, checkpoint, mask=None, desc=""):
+    """Train the stacked one-vs-all cover networks (leading class axis) on images ``x`` with labels ``y``."""
+    loss = one_vs_all_loss(config.classes, None if mask is None else jnp.asarray(mask))
+    options = dict(data={"x": x, "y": y})
+    if config.batch_size:
+        options = dict(data={"train": {"x": x, "y": y}}, batches=dynamics.Minibatches(config.batch_size),
+                       key=jax.random.fold_in(jax.random.key(config.seed), 7))
+    res = dynamics.run(loss, params, optax.adam(config.lr), config.steps, chunk_size=min(config.steps, 1000),
+                       checkpoint=checkpoint, desc=desc, **options)
     return res.params
 
 
@@ -82,7 +100,8 @@ def run(config, ctx) -> dict:
     for kk, m in grid:
         inits[kk, m] = jax.vmap(lambda k: cover_net.init(k, x.shape[1], m, kk))(
             jax.random.split(jax.random.fold_in(key, 1000 * kk + m), len(classes)))
-        trained[kk, m] = _train(inits[kk, m], x, ys, config, desc=f"K={kk} faces={m}")
+        trained[kk, m] = _train(inits[kk, m], x, y, config, ctx.checkpoints(f"K{kk}_m{m}", polytopes=kk, faces=m),
+                                desc=f"K={kk} faces={m}")
         for i, c in enumerate(classes):
             p = jax.tree.map(lambda a: a[i], trained[kk, m])
             small, _ = compress.compress(cover_net.layers(p), x, ys[i], config.min_weight)
@@ -95,14 +114,14 @@ def run(config, ctx) -> dict:
         hit = [r for r in rows if r["class"] == c and r["train_accuracy"] >= config.target]
         needed[str(c)] = min(((r["polytopes"], r["faces"]) for r in hit), default=None)
     big = grid[-1]
-    sparsity = _sparsity(inits[big], trained[big], x, ys, config)
+    sparsity = _sparsity(inits[big], trained[big], x, y, ys, config, ctx)
     plot(rows, grid, classes, config, ctx.figure("faces_needed"))
     return {"faces_needed": needed, "rows": rows, "sparsity": sparsity, "sparsity_at": list(big),
             "train_accuracy_max": {str(c): max(r["train_accuracy"] for r in rows if r["class"] == c) for c in classes},
             "target": config.target, "n": config.n}
 
 
-def _sparsity(init, trained, x, ys, config) -> dict:
+def _sparsity(init, trained, x, y, ys, config, ctx) -> dict:
     """Prune the first layer of ``trained`` to ``config.sparsity`` by magnitude; accuracies (module docstring)."""
     w = np.asarray(trained["w"])                                               # (classes, d, K m)
     cut = np.quantile(np.abs(w).reshape(w.shape[0], -1), config.sparsity, axis=1)[:, None, None]
@@ -113,7 +132,8 @@ def _sparsity(init, trained, x, ys, config) -> dict:
            "trained": acc(trained), "pruned": acc({**trained, "w": trained["w"] * mask})}
     for name, sign in (("kept", 1.0), ("flipped", -1.0)):
         start = {**init, "w": init["w"] * sign}
-        final = _train(start, x, ys, config, mask=mask, desc=f"rewind, signs {name}")
+        final = _train(start, x, y, config, ctx.checkpoints(f"rewind_{name}", rewind=name), mask=mask,
+                       desc=f"rewind, signs {name}")
         out[name] = acc({**final, "w": final["w"] * mask})
     return out
 
