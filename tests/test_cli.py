@@ -176,6 +176,15 @@ def check_polytope_bound(m):
             f"d = {d}: train_accuracy at width m {acc[d]['0']:.3g} <= at width m - 2 {acc[d]['-2']:.3g}"
 
 
+def check_polytope_depth(m):
+    # narrow (every width <= d) networks never separate (their positive regions are unbounded); width m fits
+    arch = m["architectures"]
+    assert m["passed"] is True and m["narrow_bounded_runs"] == 0, m["narrow_bounded_runs"]
+    assert arch["2x2"]["narrow"] and arch["2x2"]["separates_rate"] == 0.0, arch["2x2"]
+    assert arch["5"]["train_accuracy_median"] > 0.9, f"width 5 train accuracy {arch['5']['train_accuracy_median']:.3g}"
+    assert arch["5"]["train_accuracy_median"] > arch["2x2"]["train_accuracy_median"], arch
+
+
 def check_few_shot(m):
     # LoRA r = 8 on 12 query/value kernels + the 2-class head; training fits the 8 snippets; PEFT export per seed
     expected = 12 * 8 * (384 + 384) + 384 * 2 + 2
@@ -257,7 +266,7 @@ QUICK_CHECKS = {
     "update_spectra": check_update_spectra, "depth_overparam": check_depth_overparam,
     "svd_evolution": check_svd_evolution, "intrinsic_dimension": check_intrinsic_dimension,
     "sparse_completion": check_sparse_completion, "polytopes": check_polytopes,
-    "polytope_bound": check_polytope_bound, "few_shot": check_few_shot, "few_shot_sweep": check_few_shot_sweep,
+    "polytope_bound": check_polytope_bound, "polytope_depth": check_polytope_depth, "few_shot": check_few_shot, "few_shot_sweep": check_few_shot_sweep,
     "polytopes_real": check_polytopes_real, "completion_sweep": check_completion_sweep,
     "dlor_training": check_dlor_training,
 }
@@ -358,6 +367,8 @@ BAD_INPUTS = [
     (DEEP_MF, ["--set", "d=True"], "config key 'd' must be an integer >= 2, got True"),
     (DEEP_MF, ["--set", "eta=True"], "config key 'eta' must be a finite number > 0, got True"),
     (DEEP_MF, ["--set", "d=1.5"], "config key 'd' must be an integer >= 2, got 1.5"),
+    (str(ROOT / "configs/polytopes_real.py") + ":quick", ["--set", "batch_size=500"], "batch_size must be <= n (0: full batch)"),
+    (str(ROOT / "configs/polytope_depth.py") + ":quick", ["--set", "d=4", "--set", "faces=4"], "a bounded polytope in R^d needs faces >= d + 1"),
     (DEEP_MF, ["--set", "d=abc"], "config key 'd' must be an integer >= 2, got 'abc'"),
     (THEOREM, ["--set", "eps=1e999"], "config key 'eps' must be a finite number > 0 or a tuple whose entries are each a finite number > 0, got inf"),
     (DEEP_MF, ["--set", "tol=nan"], "config key 'tol' must be a finite number > 0, got 'nan'"),
@@ -919,3 +930,13 @@ def test_set_true_false_words_are_bools_and_string_keys_keep_text():
     config = ml_collections.ConfigDict({"flag": False, "name": "x", "maybe": None})
     cli.apply_overrides(config, ["flag=true", "name=true", "maybe=FALSE"])
     assert config.flag is True and config.name == "true" and config.maybe is False
+
+
+@pytest.mark.slow
+def test_polytopes_real_minibatches(tmp_path):
+    # the full-size runs (:fashion60k) train on minibatches drawn on the device: class 0 of digits still fits
+    m = cli.run_config(str(ROOT / "configs/polytopes_real.py") + ":quick", ["batch_size=50", "steps=600"],
+                       workdir=str(tmp_path), quiet=True)
+    best = max(r["train_accuracy"] for r in m["rows"] if r["class"] == 0 and r["faces"] == 6)
+    assert best > 0.95, f"class 0 with 6 faces: train_accuracy {best:.3g} <= 0.95"
+    assert json.loads((tmp_path / "config.json").read_text())["batch_size"] == 50

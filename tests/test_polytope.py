@@ -173,3 +173,46 @@ def test_cover_net_layers_are_the_same_function_and_signs_start_negative(polytop
     assert cover_net.sign_violations({**p, "v": -p["v"]}) == p["v"].size
     with pytest.raises(ValueError, match="polytopes"):
         cover_net.init(jax.random.key(0), 5, 4, 3)
+
+
+def test_far_sphere_test_tells_bounded_from_unbounded_positive_regions():
+    """``polytope_depth``'s check: the constructed width-m separator is positive only on P (never on the
+    sphere at twice P's radius); a width-2 network in R^2 positive on a half-plane reaches it."""
+    from experiments.polytope_depth import logits, sphere_points
+
+    a, b = P.random_polytope(jax.random.key(3), 6, 2)
+    far = sphere_points(jax.random.key(0), 2, [2.0 * 10, 5.0 * 10], 4096)
+    assert far.shape == (8192, 2) and np.allclose(np.linalg.norm(far[:4096], axis=1), 20.0)
+    sep = P.separator(a, b, dtype=None)
+    assert logits(sep, np.zeros((1, 2)))[0] >= 0 and not (logits(sep, far) >= 0).any()
+    half_plane = ((np.array([[1.0, 0.0], [0.0, 1.0]]), np.zeros(2)), (np.array([[1.0], [0.0]]), np.array([-0.5])))
+    assert (logits(half_plane, far) >= 0).any()
+    x3 = sphere_points(jax.random.key(1), 3, [1.0], 100)
+    assert x3.shape == (100, 3) and np.allclose(np.linalg.norm(x3, axis=1), 1.0)
+
+
+def test_one_vs_all_loss_trains_each_class_as_alone():
+    """``polytopes_real`` stacks the classes' cover networks and sums their losses: the value is the sum of the
+    per-class losses and class c's gradient is that of its own loss (so Adam, elementwise, trains it alone)."""
+    from experiments.polytopes_real import balanced_bce, one_vs_all_loss
+
+    from lrjax.polytope import cover_net
+
+    x = jax.random.normal(jax.random.key(0), (40, 5))
+    y = jnp.asarray(np.arange(40) % 3)
+    classes = (0, 2)
+    stacked = jax.vmap(lambda k: cover_net.init(k, 5, 3, 2))(jax.random.split(jax.random.key(1), 2))
+    mask = (jax.random.uniform(jax.random.key(2), stacked["w"].shape) > 0.5).astype(jnp.float32)
+    for m in (None, mask):
+        loss = one_vs_all_loss(classes, m)
+        grads = jax.grad(loss)(stacked, {"x": x, "y": y})
+        for i, c in enumerate(classes):
+            one = jax.tree.map(lambda a: a[i], stacked)
+            own = lambda p: balanced_bce(p if m is None else {**p, "w": p["w"] * m[i]}, x,  # noqa: E731
+                                         (y == c).astype(jnp.float32))
+            for k in ("w", "b", "v"):
+                np.testing.assert_allclose(grads[k][i], jax.grad(own)(one)[k], rtol=1e-5, atol=1e-7)
+        total = sum(float(balanced_bce(jax.tree.map(lambda a: a[i], stacked) if m is None else
+                                       {**jax.tree.map(lambda a: a[i], stacked), "w": stacked["w"][i] * m[i]},
+                                       x, (y == c).astype(jnp.float32))) for i, c in enumerate(classes))
+        np.testing.assert_allclose(float(loss(stacked, {"x": x, "y": y})), total, rtol=1e-6)
