@@ -130,3 +130,17 @@ def test_write_json_is_strict_json_with_null_for_non_finite(tmp_path):
     loaded = json.loads(path.read_text(), parse_constant=reject)
     assert loaded == {"ms_per_step": None, "bound": None, "curve": [1.0, None, None],
                       "nested": {"x": [2.5, None]}, "n": 3}
+
+
+def test_compare_reads_null_seeds_as_not_finite():
+    """A per-seed list with a diverged seed (written as null) is still a per-seed metric: median nan, the
+    spread over the seeds that have a value."""
+    import math
+
+    from lrjax.harness import compare
+
+    assert compare.is_numbers([0.5, None, 0.7]) and not compare.is_numbers([None, None]) and not compare.is_numbers([])
+    median, lo, hi = compare.seed_summary([0.5, None, 0.7])
+    assert math.isnan(median) and (lo, hi) == (0.5, 0.7)
+    assert compare.seed_summary([0.5, 0.9, 0.7]) == (0.7, 0.5, 0.9)
+    assert compare.cell(compare.seed_summary([0.5, None, 0.7])) == "nan [0.5, 0.7]"

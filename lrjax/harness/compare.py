@@ -38,12 +38,18 @@ def is_number(v) -> bool:
 
 
 def is_numbers(v) -> bool:
-    return isinstance(v, list) and len(v) > 0 and all(is_number(x) for x in v)
+    """A per-seed list: numbers, and ``null`` where a seed's value was not finite (``metrics.json`` writes
+    NaN and +-inf as ``null``)."""
+    return (isinstance(v, list) and any(is_number(x) for x in v)
+            and all(is_number(x) or x is None for x in v))
 
 
 def seed_summary(values) -> tuple[float, float, float]:
-    """``(median, min, max)`` of a per-seed list."""
-    return float(np.median(values)), float(min(values)), float(max(values))
+    """``(median, min, max)`` of a per-seed list; the median is ``nan`` when a seed's value is ``null``, the
+    min and max are over the seeds with a value."""
+    known = [x for x in values if x is not None]
+    median = float(np.median(known)) if len(known) == len(values) else float("nan")
+    return median, float(min(known)), float(max(known))
 
 
 def load_run(folder: str | Path) -> tuple[dict, dict]:

@@ -34,7 +34,7 @@ def _metric_rows(metrics: dict) -> list[list[str]]:
         if k == "provenance":
             continue
         if compare.is_numbers(v):
-            per_seed = ", ".join(compare.cell(float(x)) for x in v)
+            per_seed = ", ".join(compare.cell(None if x is None else float(x)) for x in v)
             rows.append([k, compare.cell(compare.seed_summary(v)[0]), per_seed])
         elif compare.is_number(v) or isinstance(v, (str, bool)) or v is None:
             rows.append([k, compare.cell(v), ""])
