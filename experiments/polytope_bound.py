@@ -16,8 +16,6 @@ Metrics: ``constructed_accuracy`` (the minimum over all polytopes; 1.0 when the 
 """
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -27,16 +25,8 @@ from lrjax import dynamics, polytope
 from lrjax.harness.figures import pyplot, save_figure
 from lrjax.harness.schema import Float, Int, Rule, Schema, Seq
 from lrjax.polytope import compress, toys
+from lrjax.polytope.construct import MIN_BOUNDED_PROBABILITY, bounded_probability
 from lrjax.polytope.training import bce, init
-
-
-def bounded_probability(faces: int, dim: int) -> float:
-    """Wendel's probability that ``faces`` i.i.d. uniform unit normals positively span ``R^dim`` (the polytope
-    ``{x : A x <= 1}`` is bounded): ``1 - 2^{-(m-1)} sum_{k<d} C(m-1, k)``."""
-    return 1.0 - sum(math.comb(faces - 1, k) for k in range(dim)) / 2 ** (faces - 1)
-
-
-MIN_BOUNDED_PROBABILITY = 0.05   # random_polytope redraws up to 100 times: below this it may find none
 
 
 SCHEMA = Schema(

@@ -11,15 +11,19 @@ widths ``(n_1, ..., n_k)``) is trained, ``seeds`` per architecture as one vmappe
 init, full batch, BCE with logits, Adam ``lr``). Per run:
 
 - ``train_accuracy``, ``test_accuracy``;
-- ``reaches_far``: whether the network is positive anywhere on the spheres of radii ``far_scales`` times the
-  largest norm of a training or test point (``far_points`` directions each: equally spaced angles for
-  ``d = 2``, random directions above). An unbounded connected component that holds a point inside such a
-  sphere crosses it, so a narrow network that is positive at any inside point must reach it;
+- ``reaches_far``: whether the network is positive (``logit >= 0``, the decision) anywhere on the spheres
+  of radii ``far_scales`` times the largest norm of a training or test point (``far_points`` directions
+  each: equally spaced angles for ``d = 2``, random directions above), or its recession function (the same
+  network with every bias zero, ``lim f(R u) / R``) is > 0 in one of those directions, which makes the
+  positive region unbounded in that direction. An unbounded connected component that holds a point inside
+  such a sphere crosses it, so a miss of the sampled directions can only report a bounded region as
+  unbounded, never the reverse. Positive regions that are unbounded only along a thin strip and only beyond
+  the largest sphere are not seen;
 - ``separates``: training accuracy exactly 1 and not ``reaches_far``.
 
-``narrow``: ``max(widths) <= d``. The check (``passed``): no narrow run has a nonempty positive region
-that stays bounded (``inside_positive and not reaches_far``); such a run would contradict the theorem, so a
-failure here means the network or the far test is wrong.
+``narrow``: ``max(widths) <= d``. The check (``passed``): every narrow run that is positive at some inside
+point (training or test) reaches far, as an unbounded component must; a failure means the network or the
+far test is wrong, not the theorem.
 """
 from __future__ import annotations
 
@@ -32,13 +36,17 @@ from lrjax import dynamics, polytope
 from lrjax.harness.figures import pyplot, save_figure
 from lrjax.harness.schema import Float, Int, Rule, Schema, Seq
 from lrjax.polytope import compress, toys
+from lrjax.polytope.construct import MIN_BOUNDED_PROBABILITY, bounded_probability
 from lrjax.polytope.training import bce, init
 
 SCHEMA = Schema(
     d=Int(min=2), faces=Int(min=3), polytopes=Int(min=1), architectures=Seq(Seq(Int(min=1)), distinct=True),
     n=Int(min=10), spread=Float(gt=0, lt=1), lr=Float(gt=0), steps=Int(min=1), seeds=Int(min=1),
     far_scales=Seq(Float(gt=1)), far_points=Int(min=8), seed=Int(min=0), checkpoint_every=Int(min=0, resume="any"),
-    checks=[Rule(("faces", "d"), lambda m, d: m >= d + 1, "a bounded polytope in R^d needs faces >= d + 1")],
+    checks=[Rule(("faces", "d"), lambda m, d: m >= d + 1, "a bounded polytope in R^d needs faces >= d + 1"),
+            Rule(("faces", "d"), lambda m, d: bounded_probability(m, d) >= MIN_BOUNDED_PROBABILITY,
+                 f"a random polytope with this many faces is bounded with probability < {MIN_BOUNDED_PROBABILITY} "
+                 "in R^d (Wendel): raise faces or lower d")],
 )
 
 
@@ -63,6 +71,17 @@ def logits(params, x) -> np.ndarray:
     return (h @ np.asarray(w, np.float64) + np.asarray(b, np.float64))[:, 0]
 
 
+def recession(params, u) -> np.ndarray:
+    """``lim_{R -> inf} f(R u) / R`` for directions ``u (k, d)``: the network with every bias zero
+    (positively homogeneous). ``> 0`` at ``u`` means ``f(R u) > 0`` for every large ``R``."""
+    return logits(tuple((w, np.zeros_like(np.asarray(b, np.float64))) for w, b in params), u)
+
+
+def reaches_far(params, far, directions) -> bool:
+    """Positive anywhere on the sampled spheres ``far``, or positive at infinity along ``directions``."""
+    return bool((logits(params, far) >= 0).any() or (recession(params, directions) > 0).any())
+
+
 def run(config, ctx) -> dict:
     d, m, key = config.d, config.faces, jax.random.key(config.seed)
     rows = []
@@ -73,6 +92,8 @@ def run(config, ctx) -> dict:
         xt, yt = toys.polytope_points(jax.random.fold_in(k, 2), a, b, config.n, config.spread)
         radius = float(max(np.linalg.norm(x, axis=1).max(), np.linalg.norm(xt, axis=1).max()))
         far = sphere_points(jax.random.fold_in(k, 3), d, [radius * c for c in config.far_scales], config.far_points)
+        directions = far[:config.far_points] / np.linalg.norm(far[:config.far_points], axis=1, keepdims=True)
+        inside = np.concatenate([np.asarray(x)[np.asarray(y) == 1], np.asarray(xt)[np.asarray(yt) == 1]])
         for i, widths in enumerate(config.architectures):
             params = jax.vmap(lambda s: init(s, tuple(widths), d))(
                 jax.random.split(jax.random.fold_in(k, 100 + i), config.seeds))
@@ -85,12 +106,12 @@ def run(config, ctx) -> dict:
             for s in range(config.seeds):
                 net = jax.tree.map(lambda t: t[s], res.params)
                 train = compress.accuracy(net, x, y)
-                inside_positive = bool((logits(net, x)[np.asarray(y) == 1] >= 0).any())
-                reaches_far = bool((logits(net, far) >= 0).any())
+                inside_positive = bool((logits(net, inside) >= 0).any())
+                far_positive = reaches_far(net, far, directions)
                 rows.append({"polytope": p, "widths": list(widths), "seed": s, "narrow": max(widths) <= d,
                              "train_accuracy": train, "test_accuracy": compress.accuracy(net, xt, yt),
-                             "inside_positive": inside_positive, "reaches_far": reaches_far,
-                             "separates": train == 1.0 and not reaches_far})
+                             "inside_positive": inside_positive, "reaches_far": far_positive,
+                             "separates": train == 1.0 and not far_positive})
             if p == 0:
                 rows[-config.seeds]["_net"] = jax.tree.map(lambda t: np.asarray(t[0]), res.params)
     examples = [(r["widths"], r["train_accuracy"], r.pop("_net")) for r in rows if "_net" in r]

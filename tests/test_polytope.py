@@ -187,6 +187,12 @@ def test_far_sphere_test_tells_bounded_from_unbounded_positive_regions():
     assert logits(sep, np.zeros((1, 2)))[0] >= 0 and not (logits(sep, far) >= 0).any()
     half_plane = ((np.array([[1.0, 0.0], [0.0, 1.0]]), np.zeros(2)), (np.array([[1.0], [0.0]]), np.array([-0.5])))
     assert (logits(half_plane, far) >= 0).any()
+    from experiments.polytope_depth import reaches_far, recession
+    u = far[:4096] / 20.0
+    assert not reaches_far(sep, far, u) and reaches_far(half_plane, far, u)
+    # a positive region that is unbounded but only beyond the sampled spheres: seen by the recession test alone
+    beyond = ((np.array([[1.0, -1.0], [0.0, 0.0]]), np.array([-100.0, 0.0])), (np.array([[1.0], [0.0]]), np.array([-1e-9])))
+    assert not (logits(beyond, far) >= 0).any() and (recession(beyond, u) > 0).any() and reaches_far(beyond, far, u)
     x3 = sphere_points(jax.random.key(1), 3, [1.0], 100)
     assert x3.shape == (100, 3) and np.allclose(np.linalg.norm(x3, axis=1), 1.0)
 

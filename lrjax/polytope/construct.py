@@ -17,6 +17,7 @@ like a Flax kernel), ReLU between layers and one output unit: ``forward(params, 
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import jax
@@ -104,6 +105,15 @@ def from_vertices(vertices) -> tuple[np.ndarray, np.ndarray]:
     if np.all(a @ v.mean(0) > b):                                               # clockwise: flip
         a, b = -a, -b
     return a, b
+
+
+def bounded_probability(faces: int, dim: int) -> float:
+    """Wendel's probability that ``faces`` i.i.d. uniform unit normals positively span ``R^dim`` (the polytope
+    ``{x : A x <= 1}`` is bounded): ``1 - 2^{-(m-1)} sum_{k<d} C(m-1, k)``."""
+    return 1.0 - sum(math.comb(faces - 1, k) for k in range(dim)) / 2 ** (faces - 1)
+
+
+MIN_BOUNDED_PROBABILITY = 0.05   # random_polytope redraws up to 100 times: below this it may find none
 
 
 def random_polytope(key: jax.Array, faces: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
