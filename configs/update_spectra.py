@@ -32,6 +32,7 @@ def get_config(arg=None):
     c.train_size = 0                 # 0: the whole training split
     c.rank_rtol = 1e-3               # numerical rank: singular values above rank_rtol x the largest
     c.top_k = 5                      # top_share: the top-k singular values' share of ||Delta W||_F^2
+    c.energy_fraction = 0.9          # energy rank: the fewest singular values holding this share of ||Delta W||_F^2
     c.seed = 0
     c.checkpoint_every = 2
     if arg == "gd":   # VGG and ViT at full batch cost ~15 s / ~2.5 s a step on 2 CPU cores: not in this variant

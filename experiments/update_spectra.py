@@ -13,7 +13,8 @@ transformers, soominkwon/comp-deep-nets). Every setting here is lrjax's.
 
 Metrics per network: test accuracy (median over seeds); per layer, the numerical rank (singular values
 above ``rank_rtol`` of the largest) and effective rank of the final update; for the penultimate layer,
-the numerical rank and the share ``sum_{i <= top_k} s_i^2 / sum_i s_i^2`` over time (medians over seeds).
+the numerical rank, the energy rank (the fewest singular values holding ``energy_fraction`` of
+``||Delta W||_F^2``) and the share ``sum_{i <= top_k} s_i^2 / sum_i s_i^2`` over time (medians over seeds).
 """
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ SCHEMA = Schema(
     vit_patch=Int(min=1), vit_mlp=Int(min=1), optimizer=Choice(*classification.OPTIMIZERS),
     lrs=Seq(Float(gt=0), length=lambda c: len(c.networks)), batch_size=Int(min=0), steps=Int(min=1, resume="grow"),
     seeds=Int(min=1), eval_every=Int(min=1), train_size=Int(min=0), seed=Int(min=0),
-    rank_rtol=Float(gt=0, lt=1, resume="any"), top_k=Int(min=1, resume="any"), checkpoint_every=Int(min=0, resume="any"),
+    rank_rtol=Float(gt=0, lt=1, resume="any"), top_k=Int(min=1, resume="any"),
+    energy_fraction=Float(gt=0, lt=1, resume="any"), checkpoint_every=Int(min=0, resume="any"),
     checks=[Rule(("vit_dim", "vit_heads"), lambda d, h: d % h == 0, "vit_dim must be a multiple of vit_heads"),
             Rule(("datasets", "train_size"), lambda ds, n: all(n <= data.TRAIN_SIZES[d] for d in ds),
                  "train_size exceeds a dataset's training examples"),
@@ -64,14 +66,19 @@ def penultimate(name: str, config) -> str:
             "vit": f"block_{config.vit_depth - 1}/mlp_out/kernel"}[name]
 
 
-def rank_over_time(sv: np.ndarray, rtol: float, top_k: int) -> dict:
-    """``sv: (seeds, T, k)`` -> per step the medians over seeds of the numerical rank and top-``k`` share."""
+def rank_over_time(sv: np.ndarray, rtol: float, top_k: int, energy_fraction: float = 0.9) -> dict:
+    """``sv: (seeds, T, k)`` (descending) -> per step the medians over seeds of the numerical rank (values
+    above ``rtol`` x the largest), the energy rank (the fewest ``i`` with ``sum_{j <= i} s_j^2 >=
+    energy_fraction * sum_j s_j^2``) and the top-``k`` share of ``sum_j s_j^2``."""
     sv = np.asarray(sv, np.float64)
     largest = np.maximum(sv[..., :1], np.finfo(np.float64).tiny)
     rank = np.sum(sv > rtol * largest, axis=-1)
     energy = np.maximum(np.sum(sv ** 2, axis=-1), np.finfo(np.float64).tiny)
     share = np.sum(sv[..., :top_k] ** 2, axis=-1) / energy
-    return {"numerical_rank": np.median(rank, axis=0).tolist(), "top_share": np.median(share, axis=0).tolist()}
+    cumulative = np.cumsum(sv ** 2, axis=-1) / energy[..., None]
+    energy_rank = 1 + np.sum(cumulative < energy_fraction * (1 - 1e-12), axis=-1)
+    return {"numerical_rank": np.median(rank, axis=0).tolist(), "energy_rank": np.median(energy_rank, axis=0).tolist(),
+            "top_share": np.median(share, axis=0).tolist()}
 
 
 def run(config, ctx) -> dict:
@@ -86,7 +93,7 @@ def run(config, ctx) -> dict:
                                   checkpoint=ctx.checkpoints(name, network=name), desc=name)
         sv = classification.update_spectra(tr)
         layer = penultimate(name, config)
-        over_time = rank_over_time(sv[layer][:, 1:], config.rank_rtol, config.top_k)
+        over_time = rank_over_time(sv[layer][:, 1:], config.rank_rtol, config.top_k, config.energy_fraction)
         out[name] = {"dataset": dataset, "loss": loss, "lr": lr, "batch_size": batch,
                      "test_accuracy_median": float(np.median(tr.evaluation[:, -1])),
                      "update_ranks": classification.update_ranks(sv),
@@ -99,8 +106,9 @@ def run(config, ctx) -> dict:
     largest = {n: max(r["effective_rank_median"] / r["full_rank"] for r in row["update_ranks"].values())
                for n, row in out.items()}
     return {"networks": out, "max_effective_rank_fraction": largest, "rank_rtol": config.rank_rtol,
-            "top_k": config.top_k,
+            "top_k": config.top_k, "energy_fraction": config.energy_fraction,
             "penultimate_numerical_rank": {n: row["penultimate"]["numerical_rank"][-1] for n, row in out.items()},
+            "penultimate_energy_rank": {n: row["penultimate"]["energy_rank"][-1] for n, row in out.items()},
             "penultimate_top_share": {n: row["penultimate"]["top_share"][-1] for n, row in out.items()}}
 
 
@@ -122,7 +130,10 @@ def plot_penultimate(steps, spectra, out, config, path):
         ax.set_ylabel(r"singular values of $\Delta W_{L-1}(t)$", fontsize=8)
         ax2 = axes[1, c]
         ax2.plot(pen["steps"], pen["numerical_rank"], color="C0", label=f"numerical rank (rtol {config.rank_rtol:g})")
-        ax2.set_ylabel("numerical rank", fontsize=8, color="C0")
+        ax2.plot(pen["steps"], pen["energy_rank"], color="C0", ls="--",
+                 label=f"energy rank ({config.energy_fraction:g} of $||\\Delta W||_F^2$)")
+        ax2.legend(fontsize=7, loc="center right")
+        ax2.set_ylabel("rank (solid: numerical, dashed: energy)", fontsize=8, color="C0")
         ax2.set_xlabel("iteration", fontsize=8)
         ax2.set_ylim(0, pen["full_rank"] * 1.05)
         share = ax2.twinx()

@@ -9,6 +9,11 @@ def test_update_rank_over_time_counts_and_shares():
     out = rank_over_time(sv, rtol=1e-3, top_k=1)
     assert out["numerical_rank"] == [2.0, 1.0]                           # 1e-4 < 1e-3 x 4
     np.testing.assert_allclose(out["top_share"], [16 / (16 + 4 + 1e-8), 1.0])
+    # energy 16 + 4 + 1e-8: 0.9 of it needs both large values; 0.7 only the first; a single value holds all
+    assert out["energy_rank"] == [2.0, 1.0]
+    assert rank_over_time(sv, rtol=1e-3, top_k=1, energy_fraction=0.7)["energy_rank"] == [1.0, 1.0]
+    flat = np.ones((1, 1, 10))                                           # equal values: 9 of 10 hold 0.9
+    assert rank_over_time(flat, rtol=1e-3, top_k=1, energy_fraction=0.9)["energy_rank"] == [9.0]
 
 
 def test_vit_and_vgg_shapes_and_two_dimensional_kernels():

@@ -114,6 +114,11 @@ def check_update_spectra(m):
         assert 0.7 < share <= 1, f"penultimate_top_share[{name!r}] {share:.3g} not in (0.7, 1]"
     rank = m["networks"]["linear"]["penultimate"]
     assert rank["numerical_rank"][-1] < rank["full_rank"], f"linear numerical rank {rank['numerical_rank'][-1]} full"
+    # the energy rank (90% of ||Delta W||^2) lies within the numerically nonzero values (those below 1e-3 of the
+    # largest hold < 1e-4 of the energy here); an ascending sort or a wrong cumulative sum would break this
+    for name, row in m["networks"].items():
+        pen = row["penultimate"]
+        assert 1 <= m["penultimate_energy_rank"][name] <= pen["numerical_rank"][-1], (name, m["penultimate_energy_rank"])
 
 
 def check_depth_overparam(m):
