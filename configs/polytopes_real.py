@@ -4,7 +4,7 @@ first-layer sparsity with signs kept vs flipped.
 
     lrjax run configs/polytopes_real.py                              # MNIST-5k, 1000 images, classes 0-9
     lrjax run configs/polytopes_real.py --set dataset=fashion_mnist
-    lrjax run configs/polytopes_real.py:fashion60k                   # all 60,000 Fashion-MNIST images, minibatches
+    lrjax run configs/polytopes_real.py:fashion60k                   # all 60,000 Fashion-MNIST images, minibatches (~1 h, 2 cores)
     lrjax run configs/polytopes_real.py:quick                        # digits, smoke test
 """
 import ml_collections
