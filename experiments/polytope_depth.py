@@ -36,6 +36,7 @@ from lrjax import dynamics, polytope
 from lrjax.harness.figures import pyplot, save_figure
 from lrjax.harness.schema import Float, Int, Rule, Schema, Seq
 from lrjax.polytope import compress, toys
+from lrjax.polytope.compress import logits
 from lrjax.polytope.construct import MIN_BOUNDED_PROBABILITY, bounded_probability
 from lrjax.polytope.training import bce, init
 
@@ -60,15 +61,6 @@ def sphere_points(key, d: int, radii, count: int) -> np.ndarray:
         u = np.random.default_rng(np.asarray(jax.random.key_data(key)).tolist()).normal(size=(count, d))
         u /= np.linalg.norm(u, axis=1, keepdims=True)
     return np.concatenate([r * u for r in radii])
-
-
-def logits(params, x) -> np.ndarray:
-    """``forward`` in numpy float64 (the decision is ``logit >= 0``)."""
-    h = np.asarray(x, np.float64)
-    for w, b in params[:-1]:
-        h = np.maximum(h @ np.asarray(w, np.float64) + np.asarray(b, np.float64), 0)
-    w, b = params[-1]
-    return (h @ np.asarray(w, np.float64) + np.asarray(b, np.float64))[:, 0]
 
 
 def recession(params, u) -> np.ndarray:

@@ -178,7 +178,8 @@ def test_cover_net_layers_are_the_same_function_and_signs_start_negative(polytop
 def test_far_sphere_test_tells_bounded_from_unbounded_positive_regions():
     """``polytope_depth``'s check: the constructed width-m separator is positive only on P (never on the
     sphere at twice P's radius); a width-2 network in R^2 positive on a half-plane reaches it."""
-    from experiments.polytope_depth import logits, sphere_points
+    from experiments.polytope_depth import sphere_points
+    from lrjax.polytope.compress import logits
 
     a, b = P.random_polytope(jax.random.key(3), 6, 2)
     far = sphere_points(jax.random.key(0), 2, [2.0 * 10, 5.0 * 10], 4096)

@@ -28,13 +28,18 @@ import numpy as np
 from lrjax.polytope.extract import _as_numpy
 
 
+def logits(params, x) -> np.ndarray:
+    """``forward(params, x)`` in numpy float64: ``(n,)`` logits of ``x: (n, d)`` (the decision is ``>= 0``)."""
+    h = np.asarray(x, np.float64)
+    for w, b in params[:-1]:
+        h = np.maximum(h @ np.asarray(w, np.float64) + np.asarray(b, np.float64), 0)
+    w, b = params[-1]
+    return (h @ np.asarray(w, np.float64) + np.asarray(b, np.float64))[:, 0]
+
+
 def accuracy(params, x, y) -> float:
     """Fraction of ``x`` classified as ``y > 0.5`` by ``forward(params, x) >= 0``, in numpy float64."""
-    h = x
-    for w, b in params[:-1]:
-        h = np.maximum(h @ w + b, 0)
-    w, b = params[-1]
-    return float(np.mean(((h @ w + b)[:, 0] >= 0) == (y > 0.5)))
+    return float(np.mean((logits(params, x) >= 0) == (np.asarray(y) > 0.5)))
 
 
 def _inputs(params, x, layer):
