@@ -200,6 +200,12 @@ def test_longer_run_continues_from_an_unaligned_step(tmp_path, straight_run):
     longer = _ckpt_run(tmp_path, 100)
     assert longer.resumed_from == 57 and longer.steps_run == 43
     _same_trajectory(longer, straight_run)
+    assert longer.timed_steps == 100 and longer.timed_wall_time > longer.wall_time > 0
+    finished = _ckpt_run(tmp_path, 100)       # nothing left to run: the time per step comes from the checkpoint
+    assert finished.steps_run == 0 and finished.timed_steps == 100
+    # (the stored seconds leave out the final checkpoint save, which the longer run's own count includes)
+    assert 0 < finished.timed_wall_time <= longer.timed_wall_time and np.isfinite(finished.ms_per_step)
+    assert straight_run.timed_steps == 100 and straight_run.timed_wall_time == straight_run.wall_time
 
 
 @pytest.mark.parametrize("change, named", [

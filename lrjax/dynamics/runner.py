@@ -74,6 +74,9 @@ class Result:
     ``on_divergence="continue"`` can it be true in a returned result).
     ``wall_time``: seconds spent running steps in this process (checkpoint saves included, compilation
     excluded); ``compile_time``: seconds spent compiling; ``resumed_from``: the checkpoint step it started at.
+    ``timed_wall_time`` / ``timed_steps``: the same seconds and the steps they ran, summed over every process
+    that ran this run's steps (checkpoints carry the earlier processes' share; a checkpoint written before
+    they did gives none), so ``ms_per_step`` is defined even when a resumed run has nothing left to run.
     """
 
     params: Any
@@ -86,6 +89,8 @@ class Result:
     resumed_from: int | None = None
     compile_time: float = 0.0
     diverged: bool | np.ndarray = False
+    timed_wall_time: float = 0.0
+    timed_steps: int = 0
 
     @property
     def steps_run(self) -> int:
@@ -95,6 +100,12 @@ class Result:
     @property
     def steps_per_s(self) -> float | None:
         return self.steps_run / self.wall_time if self.wall_time > 0 and self.steps_run > 0 else None
+
+    @property
+    def ms_per_step(self) -> float:
+        """Execution time per step over every process that ran steps (``timed_*``); ``nan`` when none
+        were timed."""
+        return 1e3 * self.timed_wall_time / self.timed_steps if self.timed_steps > 0 else float("nan")
 
 
 PROGRESS_EVERY_S = 10.0   # seconds between progress lines when stderr is not a terminal
@@ -274,7 +285,9 @@ def run_key_data(key, batch: int | None) -> jax.Array:
 
 
 class _History:
-    """The per-step scalars and records collected so far (host arrays, batch axis first when batched)."""
+    """The per-step scalars and records collected so far (host arrays, batch axis first when batched), and
+    the execution seconds and steps timed so far over every process (``t/wall_s``, ``t/steps`` in a
+    checkpoint's trajectory; ``clock`` adds this process's)."""
 
     def __init__(self, axis: int, saved: dict[str, np.ndarray] | None = None):
         self.axis = axis
@@ -283,6 +296,12 @@ class _History:
         rec = {k[2:]: v for k, v in saved.items() if k.startswith("r/")}
         self.scalars = [scal] if scal else []
         self.records = [rec] if rec else []
+        self.prior_wall, self.prior_steps = float(saved.get("t/wall_s", 0.0)), int(saved.get("t/steps", 0))
+        self.wall, self.steps = self.prior_wall, self.prior_steps
+
+    def clock(self, wall: float, steps: int) -> None:
+        """This process has run ``steps`` steps in ``wall`` execution seconds so far."""
+        self.wall, self.steps = self.prior_wall + wall, self.prior_steps + steps
 
     def add(self, scal: dict, rec: dict | None) -> None:
         self.scalars.append(scal)
@@ -302,7 +321,8 @@ class _History:
 
     def trajectory(self) -> dict[str, np.ndarray]:
         return {**{f"s/{k}": v for k, v in self.scalar_arrays().items()},
-                **{f"r/{k}": v for k, v in self.record_arrays().items()}}
+                **{f"r/{k}": v for k, v in self.record_arrays().items()},
+                "t/wall_s": np.float64(self.wall), "t/steps": np.int64(self.steps)}
 
 
 class Runner:
@@ -526,6 +546,7 @@ class Runner:
                     hit |= (loss <= tol).any(axis=-1)
                 done += segment[0] * segment[1]
                 bar.update(segment[0] * segment[1], loss)
+                history.clock(time.perf_counter() - t0 - compile_time - streamed, done - start)
                 if (ckpt is not None and checkpoint_every and done % self.chunk_size == 0
                         and (done // self.chunk_size) % checkpoint_every == 0):
                     ckpt.save(done, state, history.trajectory())
@@ -540,6 +561,7 @@ class Runner:
             bar.close()
         live.count("stream_s", streamed)
         wall = time.perf_counter() - t0 - compile_time - streamed
+        history.clock(wall, done - start)
         return self._result(state, data, history, done, tol, start, wall, compile_time, diverged)
 
     def _result(self, state, data, history: _History, done, tol, start, wall, compile_time, diverged) -> Result:
@@ -558,7 +580,8 @@ class Runner:
             steps_to_tol = int(first) if not self.batched else first
         host = jax.device_get(state)
         return Result(host["params"], host["opt_state"], scalars, records, done, steps_to_tol, wall,
-                      start if start else None, compile_time, bool(diverged) if not self.batched else diverged)
+                      start if start else None, compile_time, bool(diverged) if not self.batched else diverged,
+                      history.wall, history.steps)
 
 
 def _checkpointing(checkpoint: Checkpointing | None, legacy: dict) -> Checkpointing | None:

@@ -97,7 +97,8 @@ def gradient_descent(label: str, theta, roles, outer_lr_scale: float, loss, test
     """Plain GD at rate ``eta`` (leaves with role ``outer`` at ``outer_lr_scale * eta``) on ``loss(theta,
     data)`` through the training recipe; ``test_error(theta, data)`` is the evaluation, recorded every
     ``record_every`` steps. With ``checkpoint`` the run checkpoints there and a re-run resumes
-    (``ms_per_step`` then times the steps run in this process only); the label, ``eta`` and
+    (``ms_per_step`` then times the steps of every process that ran them, earlier ones read from the
+    checkpoints); the label, ``eta`` and
     ``outer_lr_scale`` join its identity. ``options``: ``recipe.train``'s (``tol``, ``chunk_size``,
     ``batched``, ``records``, ``progress``, ...)."""
     if checkpoint is not None:

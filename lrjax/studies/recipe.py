@@ -79,9 +79,10 @@ class Training:
 
     @property
     def ms_per_step(self) -> float:
-        """Execution time per step run in this process (compilation excluded; ``nan`` when none ran)."""
-        ran = self.result.steps_run
-        return 1e3 * self.result.wall_time / ran if ran > 0 else float("nan")
+        """Execution time per step (compilation excluded) over every process that ran this run's steps,
+        earlier ones read from its checkpoints (``dynamics.Result.ms_per_step``; ``nan`` when none were
+        timed)."""
+        return self.result.ms_per_step
 
     @property
     def seconds(self) -> float:
