@@ -7,6 +7,10 @@ timed in the papers' own pattern (Python loop over jitted ``fori_loop`` chunks o
 ``authors_steps`` steps. Equivalence of trajectories: ``pca_entries`` fixed random entries of ``W(t)``
 recorded every ``record_every`` steps, projected on the original run's two principal components;
 ``pca_path_distance_relative``: how far each run strays from the original's path there, over its extent.
+``target_energy_outside_subspace`` (compressed methods): ``||(I - V V^T) Phi||_F^2 / ||Phi||_F^2`` for the
+compression subspace ``V`` taken from the gradient at init, the share of the target that the compressed
+network cannot reach while its outer factors stay fixed (gamma = 0): where the observed entries
+``Omega * Phi`` are far from low rank, ``V`` misses the target and compression fails.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from lrjax import analysis, tasks
 from lrjax.harness.figures import pyplot, save_figure
 from lrjax.harness.process import DTYPES
 from lrjax.harness.schema import Choice, Float, Int, Names, Rule, Schema, Seq
+from lrjax.param import CompressedDeep
 from lrjax.studies import matrix_recovery
 
 SCHEMA = Schema(
@@ -71,9 +76,12 @@ def run(config, ctx) -> dict:
     reach = max(float(base.evaluation[-1]), config.reach)
     per_method = {}
     base_final = float(base.evaluation[-1])
-    for f in fits:
+    for m, f in zip(methods, fits):
         row = {"num_params": f.num_params, "steps": f.steps, "ms_per_step": f.ms_per_step,
                "final_loss": float(f.loss[-1]), "final_test_error": float(f.evaluation[-1])}
+        if isinstance(m.param, CompressedDeep):   # what gamma = 0 can never represent (its V stays fixed)
+            row["target_energy_outside_subspace"] = float(analysis.energy_outside(m.theta["factors"][0],
+                                                                                  task.data["target"]))
         for name, level in (("reach", reach), ("first_final", base_final)):  # first_final: the reference's final error
             hit = int(f.steps_to(level))
             row[f"steps_to_{name}"] = hit

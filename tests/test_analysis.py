@@ -118,6 +118,20 @@ def test_compress_deep_matches_at_init_within_prop2():
     assert cp.roles(ct)["factors"][0] == param.OUTER
 
 
+@pytest.mark.x64
+def test_energy_outside_a_subspace():
+    target, u, _ = _planted(jax.random.key(3), 12, 9, [3.0, 1.0])
+    np.testing.assert_allclose(analysis.energy_outside(u, target), 0.0, atol=1e-14)
+    np.testing.assert_allclose(analysis.energy_outside(u[:, :1], target), 1.0 / 10.0, rtol=1e-12)  # s2^2 / (s1^2 + s2^2)
+    other = analysis.orthogonal_complement(u)[:, :3]
+    np.testing.assert_allclose(analysis.energy_outside(other, target), 1.0, rtol=1e-12)
+    # compression of a deep factorization from the gradient at init keeps the whole low-rank target
+    deep = param.deep(3, scale=1e-3)
+    theta = deep.init(jax.random.key(0), target.shape, jnp.float64)
+    _, ct = analysis.compress(deep, theta, lambda t: tasks.factorization_loss(t, target), rank=2)
+    assert float(analysis.energy_outside(ct["factors"][0], target)) < 1e-10
+
+
 @pytest.mark.slow
 @pytest.mark.x64
 def test_compress_bound_deep_lora_model():

@@ -33,6 +33,14 @@ def invariant_input_subspace(first_factor: jax.Array, grad_first: jax.Array, ran
     return jnp.linalg.svd(jnp.concatenate([v1, v2], axis=1), full_matrices=False)[0][:, :width]
 
 
+def energy_outside(v: jax.Array, target: jax.Array) -> jax.Array:
+    """``||(I - V V^T) Phi||_F^2 / ||Phi||_F^2`` for orthonormal ``V: (m, k)`` and ``Phi: (m, n)``: the share
+    of the target that a network whose input side stays in span(V) (compressed, outer factors frozen,
+    gamma = 0) cannot represent. Zero when span(V) holds Phi's column space."""
+    outside = target - v @ (v.T @ target)
+    return jnp.sum(outside ** 2) / jnp.sum(target ** 2)
+
+
 def compressed_param(deep: Deep, rank: int, width: int | None = None) -> CompressedDeep:
     """The ``compressed_deep`` parameterization matching ``deep``'s depth and per-layer eps."""
     width = 2 * rank if width is None else width
