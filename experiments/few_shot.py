@@ -249,7 +249,7 @@ def run(config, ctx) -> dict:
             "update_rank_by_target": by_target, "alignment_steps": np.asarray(res.records["step"]).tolist(),
             "alignment_mean": align.mean((0, 1)).tolist(),
             "trainable_params": counts["trainable"] + (counts["outer"] if config.gamma > 0 else 0),
-            "outer_params": counts["outer"], "ms_per_step": 1e3 / res.steps_per_s if res.steps_per_s else None,
+            "outer_params": counts["outer"], "ms_per_step": res.ms_per_step,
             "setup_s": setup_s, "peft": exported, "peak_memory_mb": peak_memory_mb(),
             "device": jax.devices()[0].device_kind}
 

@@ -196,7 +196,8 @@ def run(config, ctx) -> dict:
         if text:
             print(f"intrinsic_dimension: {name}: test accuracy {np.median(acc):.4f} ({tr.seconds:.0f} s, "
                   f"{tr.ms_per_step:.0f} ms/step; {time.perf_counter() - t0:.0f} s so far)", flush=True)
-        return acc, tr.result.steps_per_s, tr.ms_per_step, np.median(np.asarray(tr.evaluation), 0)
+        speed = 1e3 / tr.ms_per_step if np.isfinite(tr.ms_per_step) else None   # (every process, as ms_per_step)
+        return acc, speed, tr.ms_per_step, np.median(np.asarray(tr.evaluation), 0)
 
     baseline_seeds, baseline_speed, baseline_ms, baseline_curve = train("baseline", ".*=dense()", s["baseline_lr"])
     baseline = float(np.median(baseline_seeds))

@@ -126,6 +126,12 @@ def test_energy_outside_a_subspace():
     np.testing.assert_allclose(analysis.energy_outside(u[:, :1], target), 1.0 / 10.0, rtol=1e-12)
     other = analysis.orthogonal_complement(u)[:, :3]
     np.testing.assert_allclose(analysis.energy_outside(other, target), 1.0, rtol=1e-12)
+    # two sides: the least-squares optimum min_M ||V M Q^T - Phi||^2 / ||Phi||^2, solved independently
+    v = jnp.linalg.qr(jax.random.normal(jax.random.key(4), (12, 3), jnp.float64))[0]
+    q = jnp.linalg.qr(jax.random.normal(jax.random.key(5), (9, 2), jnp.float64))[0]
+    design = np.stack([np.outer(v[:, i], q[:, j]).ravel() for i in range(3) for j in range(2)], 1)
+    _, residual, *_ = np.linalg.lstsq(design, np.asarray(target).ravel(), rcond=None)
+    np.testing.assert_allclose(analysis.energy_outside(v, target, q), residual[0] / np.sum(target ** 2), rtol=1e-10)
     # compression of a deep factorization from the gradient at init keeps the whole low-rank target
     deep = param.deep(3, scale=1e-3)
     theta = deep.init(jax.random.key(0), target.shape, jnp.float64)

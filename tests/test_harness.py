@@ -115,8 +115,8 @@ def test_list_names_a_config_that_does_not_parse(tmp_path, capsys):
 
 
 def test_write_json_is_strict_json_with_null_for_non_finite(tmp_path):
-    """A resumed stage has no timed steps (ms_per_step is NaN): metrics.json must still be JSON that strict
-    readers accept, with null where the number is not finite."""
+    """A number that is not finite (e.g. ms_per_step of a stage resumed from checkpoints written before they
+    carried timings) must still give JSON that strict readers accept, with null in its place."""
     import numpy as np
 
     from lrjax.io.files import write_json

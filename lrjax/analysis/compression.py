@@ -33,12 +33,14 @@ def invariant_input_subspace(first_factor: jax.Array, grad_first: jax.Array, ran
     return jnp.linalg.svd(jnp.concatenate([v1, v2], axis=1), full_matrices=False)[0][:, :width]
 
 
-def energy_outside(v: jax.Array, target: jax.Array) -> jax.Array:
-    """``||(I - V V^T) Phi||_F^2 / ||Phi||_F^2`` for orthonormal ``V: (m, k)`` and ``Phi: (m, n)``: the share
-    of the target that a network whose input side stays in span(V) (compressed, outer factors frozen,
-    gamma = 0) cannot represent. Zero when span(V) holds Phi's column space."""
-    outside = target - v @ (v.T @ target)
-    return jnp.sum(outside ** 2) / jnp.sum(target ** 2)
+def energy_outside(v: jax.Array, target: jax.Array, q: jax.Array | None = None) -> jax.Array:
+    """``1 - ||V^T Phi Q||_F^2 / ||Phi||_F^2`` for orthonormal ``V: (m, k)``, ``Q: (n, l)`` (default ``I``) and
+    ``Phi: (m, n)``: the share of the target outside every ``V M Q^T``, i.e. ``min_M ||V M Q^T - Phi||_F^2 /
+    ||Phi||_F^2``. A compressed network with both outer factors frozen (gamma = 0) is such a ``V M Q^T``
+    (``V`` its first factor, ``Q`` an orthonormal basis of its last factor's rows). Zero when span(V) and
+    span(Q) hold Phi's column and row spaces."""
+    inside = v.T @ target if q is None else v.T @ target @ q
+    return 1.0 - jnp.sum(inside ** 2) / jnp.sum(target ** 2)
 
 
 def compressed_param(deep: Deep, rank: int, width: int | None = None) -> CompressedDeep:

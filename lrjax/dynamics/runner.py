@@ -74,9 +74,10 @@ class Result:
     ``on_divergence="continue"`` can it be true in a returned result).
     ``wall_time``: seconds spent running steps in this process (checkpoint saves included, compilation
     excluded); ``compile_time``: seconds spent compiling; ``resumed_from``: the checkpoint step it started at.
-    ``timed_wall_time`` / ``timed_steps``: the same seconds and the steps they ran, summed over every process
-    that ran this run's steps (checkpoints carry the earlier processes' share; a checkpoint written before
-    they did gives none), so ``ms_per_step`` is defined even when a resumed run has nothing left to run.
+    ``timed_wall_time`` / ``timed_steps``: such seconds and the steps they ran, summed over every process
+    that ran this run's steps (checkpoints carry the earlier processes' share, up to the save that writes
+    them; a checkpoint written before lrjax stored them gives none; processes on other machines count
+    alike), so ``ms_per_step`` is defined even when a resumed run has nothing left to run.
     """
 
     params: Any
@@ -99,6 +100,7 @@ class Result:
 
     @property
     def steps_per_s(self) -> float | None:
+        """Steps per second of this process's steps (``None`` when it ran none); see ``ms_per_step``."""
         return self.steps_run / self.wall_time if self.wall_time > 0 and self.steps_run > 0 else None
 
     @property

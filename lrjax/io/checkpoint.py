@@ -5,7 +5,8 @@ Layout under ``directory``:
 - ``<step>/``: orbax step folders holding ``{"leaves": [...]}`` (the flattened state; the tree structure
   comes from the caller's template, so any pytree, ``Bound`` included, round-trips). Orbax commits a step
   folder atomically (temporary name, then rename);
-- ``trajectory_<step>.npz``: the per-step scalars and records up to ``step`` (write, then rename);
+- ``trajectory_<step>.npz``: the per-step scalars (``s/...``) and records (``r/...``) up to ``step``, and the
+  execution seconds and steps timed so far (``t/wall_s``, ``t/steps``; write, then rename);
 - ``checksums_<step>.json``: the SHA-256 of every file of that step (step folder and trajectory), written
   last, after orbax reports the save complete. A step without it never finished saving; one that is not a
   JSON object, or that does not list exactly the step's files, marks the step corrupt;
