@@ -208,6 +208,24 @@ def test_longer_run_continues_from_an_unaligned_step(tmp_path, straight_run):
     assert straight_run.timed_steps == 100 and straight_run.timed_wall_time == straight_run.wall_time
 
 
+def test_checkpoints_written_before_timings_time_only_the_new_steps(tmp_path):
+    import hashlib
+    import json
+    _ckpt_run(tmp_path, 57)
+    folder = tmp_path / "checkpoints"
+    for path in folder.glob("trajectory_*.npz"):      # as lrjax wrote them before they carried timings
+        with np.load(path) as z:
+            old = {k: z[k] for k in z.files if not k.startswith("t/")}
+        np.savez(path, **old)
+        sums_path = folder / f"checksums_{path.stem.split('_')[1]}.json"
+        sums = json.loads(sums_path.read_text())
+        sums[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+        sums_path.write_text(json.dumps(sums))
+    longer = _ckpt_run(tmp_path, 100)
+    assert longer.resumed_from == 57 and longer.timed_steps == 43 == longer.steps_run
+    assert longer.timed_wall_time == longer.wall_time
+
+
 @pytest.mark.parametrize("change, named", [
     (dict(theta=lambda: P3.init(jax.random.key(2), (10, 10), jnp.float64)), "the initial state (values)"),
     (dict(theta=lambda: param.deep(3, width=4).init(jax.random.key(1), (10, 10), jnp.float64)),
