@@ -13,7 +13,7 @@ papers' loop pattern. Paper: gamma = 0 stalls near 4e-4, gamma = 0.01 reaches 1e
 low-rank for arbitrary Omega, and the method fails. (d = 1000, r = 3, |Omega| = 20000)"): p = 0.02, and eta
 scaled by 0.2 / 0.02 so that eta p (the step on the mean-over-d^2 loss) matches the paper's p = 0.2 runs;
 the talk's learning rate is not stated. CPU: the original takes ~120-270 ms/step at d = 1000 and
-needs ~18,000 steps here (81 min measured on a shared 2-core CPU).
+needs ~18,000 steps here (81 min at the 266 ms/step measured on a shared 2-core CPU).
 """
 import ml_collections
 
