@@ -3,7 +3,8 @@
 Paper (d = 1000, r* = 5, p = 0.2, L = 3, eps = 1e-3, eta = 5e3, 5 trials): compressed ~195 x 100
 iterations for every r^ in 5..20, random narrow 450-620 x 100.
 
-    lrjax run configs/width_ablation.py         # paper size (GPU)
+    lrjax run configs/width_ablation.py         # paper size (GPU; on the 2-core CPU, 2 seeds x 3 widths took 63 min:
+                                                #   --set seeds=2 --set "gammas=(0.1,)" --set "rhats=(5, 11, 20)")
     lrjax run configs/width_ablation.py:small   # d = 200 (CPU: several minutes)
     lrjax run configs/width_ablation.py:quick
 """
