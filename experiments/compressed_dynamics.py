@@ -112,7 +112,7 @@ def unreachable_share(method, task) -> float:
     frozen at their init (gamma = 0): ``analysis.energy_outside(V, Phi, Q)``, ``V`` the first factor, ``Q`` an
     orthonormal basis of the last factor's rows. A lower bound on gamma = 0's relative error over all entries."""
     first, last = method.theta["factors"][0], method.theta["factors"][-1]
-    return float(analysis.energy_outside(first, task.data["target"], np.linalg.qr(np.asarray(last).T)[0]))
+    return float(analysis.energy_outside(first, task.data["target"], analysis.orthonormal_basis(last.T)))
 
 
 def plot_curves(fits, config, reach, path):
