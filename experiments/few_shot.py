@@ -26,12 +26,17 @@ over ``decay_steps`` steps and constant after (``decay_ratio = 1``: constant). H
 examples (0: all) every ``eval_every`` steps. Inputs are truncated to ``max_length`` tokens.
 
 Metrics: ``val_accuracy`` (sentiment) or ``val_pearson`` (similarity): final, one per seed, with ``_mean``,
-``_std``, ``_initial``; ``train_loss_final`` (mean of the last 10 minibatch losses, per seed); ``update_rank``
-(per seed, the median over adapted matrices of the numerical rank of the final update: singular values above
-``1e-3`` of the largest) and ``update_rank_by_target`` (per matrix, median over seeds); ``alignment_mean``
-(per record at ``alignment_steps``: the cosine of the smallest principal angle between the top-8 left singular
-subspace of each update then and at the end, mean over matrices and seeds; 1 at the end by construction;
-two random 8-dimensional subspaces of R^384 give about 0.3), ``trainable_params``, ``outer_params``,
+``_std``, ``_initial``; ``train_loss_final`` (mean of the last 10 minibatch losses, per seed); ``learned_targets`` (per seed, how
+many adapted matrices *learned*: their final update's largest singular value is above ``1e-3`` of the largest
+of any of the seed's updates; a Deep LoRA whose factors never leave their init stays at its init product,
+``eps^depth`` times an orthogonal matrix, which is not learning); ``update_rank`` (per seed, the median over the
+matrices that learned of the numerical rank of the final update: singular values above ``1e-3`` of its
+largest) and ``update_rank_by_target`` (per matrix, median over seeds, every matrix); ``update_scale_by_target``
+(per matrix, median over seeds of the final update's largest singular value); ``alignment_mean`` (per record at
+``alignment_steps``: the cosine of the smallest principal angle between the top-8 left singular subspace of
+each update then and at the end, as the authors' ``misc_utils.cosine_angle``, mean over the (matrix, seed)
+pairs that learned; 1 at the end by construction; two random 8-dimensional subspaces of R^384 give about 0.3;
+per matrix in ``trajectory.npz`` as ``alignment/<matrix>``), ``trainable_params``, ``outer_params``,
 ``ms_per_step``, ``peak_memory_mb``. Each seed's adapter is exported as a PEFT directory ``peft/seed<i>/``
 (``lrjax.io.peft``; Deep LoRA merged to its width) with the head (``head.safetensors``, torch layout), when
 PEFT export covers the targets (not for ``all_dense``: adapters on embeddings are not exported yet).
@@ -168,6 +173,19 @@ def _records(res, kind: str) -> dict:
             if k.startswith("update/") and k.endswith(f"/{kind}")}
 
 
+def final_update_ranks(spectra: dict) -> tuple[list, np.ndarray, np.ndarray]:
+    """``(names, ranks, learned)`` from ``{matrix: (seeds, records, k)}`` singular values: per matrix and seed
+    ``(matrices, seeds)``, the final update's numerical rank (values above ``RANK_RTOL`` of its largest) and
+    whether it learned (its largest value above ``RANK_RTOL`` of the largest of any of the seed's updates)."""
+    names = list(spectra)
+    k = max(np.shape(v)[-1] for v in spectra.values())
+    final = np.stack([np.pad(np.asarray(spectra[n])[:, -1], ((0, 0), (0, k - np.shape(spectra[n])[-1])))
+                      for n in names])                                   # (matrices, seeds, k)
+    ranks = np.sum(final > RANK_RTOL * final[..., :1], -1)
+    top = final[..., 0]
+    return names, ranks, top > RANK_RTOL * top.max(0)
+
+
 def build(config):
     """``(model, net, data, init)``: the encoder, the classifier module, the seeds' data and ``init(key, x, y)``
     returning one seed's ``Bound`` (compressed when asked)."""
@@ -231,23 +249,28 @@ def run(config, ctx) -> dict:
     spectra = _records(res, "sv")
     final = {k: v[:, -1] for k, v in spectra.items()}                    # (seeds, k)
     by_target = {k: r["numerical_rank_median"] for k, r in classification.update_ranks(spectra).items()}
-    per_seed = [float(np.median([np.sum(sv[s] > RANK_RTOL * sv[s, 0]) for sv in final.values()]))
-                for s in range(config.seeds)] if final else []
-    align = alignment(_records(res, "top")) if final else np.zeros((1, config.seeds, score.shape[1]))
+    names, ranks, learned = final_update_ranks(spectra) if final else ([], np.zeros((0, config.seeds)), None)
+    per_seed = [float(np.median(ranks[learned[:, s], s])) for s in range(config.seeds)] if final else []
+    tops = _records(res, "top")
+    align = alignment({k: tops[k] for k in names}) if final else np.zeros((0, config.seeds, score.shape[1]))
     exported = ("not exported: no adapter (head_only)" if config.method == "head_only" else
                 "not exported: PEFT export of adapters on embeddings (all_dense) is not implemented"
                 if config.targets == "all_dense" else export(ctx.workdir / "peft", res.params, config))
     ctx.save_arrays(step=res.records["step"], **{f"val_{metric}": score}, train_loss=res.scalars["loss"],
-                    **{f"update_sv/{k}": v for k, v in spectra.items()})
-    plot(res, score, final, align, config, ctx.figure("few_shot"))
+                    **{f"update_sv/{k}": v for k, v in spectra.items()},
+                    **{f"alignment/{k}": a for k, a in zip(names, align)})
+    plot(res, score, final, dict(zip(names, align)), learned, config, ctx.figure("few_shot"))
     loss = np.asarray(res.scalars["loss"])
     return {"method": config.method, "task": config.task, "rank": config.rank, "samples": config.samples,
             "lr": lr, f"val_{metric}": score[:, -1].tolist(), f"val_{metric}_mean": float(score[:, -1].mean()),
             f"val_{metric}_std": float(score[:, -1].std()), f"val_{metric}_initial": score[:, 0].tolist(),
             "val_size": int(len(data.yv)), "tokens": int(data.x.shape[-1]),
             "train_loss_final": loss[:, -10:].mean(1).tolist(), "update_rank": per_seed,
-            "update_rank_by_target": by_target, "alignment_steps": np.asarray(res.records["step"]).tolist(),
-            "alignment_mean": align.mean((0, 1)).tolist(),
+            "learned_targets": learned.sum(0).tolist() if final else [],
+            "update_rank_by_target": by_target,
+            "update_scale_by_target": {k: float(np.median(v[:, 0])) for k, v in final.items()},
+            "alignment_steps": np.asarray(res.records["step"]).tolist(),
+            "alignment_mean": align[learned].mean(0).tolist() if final else [],
             "trainable_params": counts["trainable"] + (counts["outer"] if config.gamma > 0 else 0),
             "outer_params": counts["outer"], "ms_per_step": res.ms_per_step,
             "setup_s": setup_s, "peft": exported, "peak_memory_mb": peak_memory_mb(),
@@ -289,7 +312,10 @@ def export(folder: Path, bounds, config) -> dict:
     return summary
 
 
-def plot(res, acc, final, align, config, path):
+def plot(res, acc, final, align, learned, config, path):
+    """Four panels: training loss, held-out score, the final updates' spectra (seed 0, every matrix scaled by
+    the largest value of any update, so a matrix that did not learn sits near the bottom), and the alignment
+    of the updates that learned (per matrix, mean over the seeds where it learned)."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(18, 3.8))
     loss = np.asarray(res.scalars["loss"])
@@ -306,22 +332,30 @@ def plot(res, acc, final, align, config, path):
     axes[1].set_title(f"{config.method}, r = {config.rank}, {config.samples} samples: "
                       f"{acc[:, -1].mean():.3f} +- {acc[:, -1].std():.3f}", fontsize=9)
     many = len(final) > 12           # all_dense: 39 matrices, drawn without a legend
-    for name, sv in sorted(final.items()):
+    scale = max((float(sv[0, 0]) for sv in final.values()), default=1.0) or 1.0
+    for i, (name, sv) in enumerate(final.items()):
         short = re.sub(r"bert/encoder/layer_(\d+)/(attention/self/)?(.*)/kernel", r"L\1 \3", name)
-        axes[2].semilogy(np.arange(1, sv.shape[1] + 1), sv[0] / max(sv[0, 0], 1e-30), lw=0.8,
-                         **({"color": "tab:blue", "alpha": 0.4} if many else {"label": short}))
+        style = {"color": "tab:blue" if learned[i, 0] else "tab:gray", "alpha": 0.4} if many else {"label": short}
+        axes[2].semilogy(np.arange(1, sv.shape[1] + 1), np.maximum(sv[0] / scale, 1e-30), lw=0.8, **style)
     axes[2].set_xlim(1, 4 * _width(config) if final else 2)
     axes[2].set_ylim(1e-6, 2)
     axes[2].set_xlabel("index")
-    axes[2].set_ylabel("singular value / largest (seed 0)")
-    axes[2].set_title(f"spectra of the {len(final)} final updates Delta W", fontsize=9)
+    axes[2].set_ylabel("singular value / largest of any update (seed 0)")
+    n_learned = int(learned[:, 0].sum()) if final else 0
+    axes[2].set_title(f"final updates Delta W, seed 0: {n_learned} of {len(final)} learned"
+                      + (" (gray: not)" if many and n_learned < len(final) else ""), fontsize=9)
     if final and not many:
         axes[2].legend(fontsize=6, ncol=2)
-    for t in range(align.shape[0]):
-        axes[3].plot(steps, align[t].mean(0), lw=0.8)
-    axes[3].plot(steps, align.mean((0, 1)), "k-o", ms=3, lw=2, label="mean")
+    pairs = []
+    for i, a in enumerate(align.values()):                                # a: (seeds, records)
+        if learned[i].any():
+            axes[3].plot(steps, a[learned[i]].mean(0), lw=0.8)
+            pairs.append(a[learned[i]])
+    if pairs:
+        axes[3].plot(steps, np.concatenate(pairs).mean(0), "k-o", ms=3, lw=2, label="mean (alignment_mean)")
+        axes[3].legend(fontsize=7)
     axes[3].set_xlabel("step")
     axes[3].set_ylabel(f"cos smallest angle, top-{ALIGN_K} subspace: step t vs final")
-    axes[3].set_title("early alignment of the updates (per kernel, mean over seeds)", fontsize=9)
-    axes[3].legend(fontsize=7)
+    axes[3].set_title(f"alignment of the updates that learned ({len(pairs)} of {len(align)} matrices, "
+                      "mean over those seeds)", fontsize=9)
     save_figure(fig, path)

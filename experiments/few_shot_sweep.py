@@ -6,11 +6,13 @@ checkpoints only when they are of the same run, e.g. fewer ``steps``, and refuse
 
 Metrics: ``cells`` (one row per cell: method, rank, samples, ``val_<metric>_mean``/``_std`` and per seed
 ``val_<metric>`` (``accuracy`` for sentiment, ``pearson`` for similarity), ``ms_per_step``,
-``train_loss_final_mean``: the training loss at the end, over seeds; ``update_rank_median``: median over kernels and seeds of the final update's numerical rank, singular values
-above ``1e-3`` of the largest). Figure ``few_shot_sweep.png``: the held-out score against the rank (at the
+``train_loss_final_mean``: the training loss at the end, over seeds; ``update_rank_median``: median over
+the kernels that learned and the seeds of the final update's numerical rank, singular values above ``1e-3`` of
+the largest; ``few_shot.final_update_ranks`` says which learned). Figure ``few_shot_sweep.png``: the held-out score against the rank (at the
 smallest training set) and against the training-set size (at the smallest rank), in the paper's form (mean over
 seeds, a band of +- std / 2, as the authors' ``scripts/stsb_varying_rank.py`` plots), and histograms of the
-numerical ranks of the final updates (every kernel and seed) at the smallest rank and largest training set.
+numerical ranks of the final updates that learned (every such kernel and seed) at the smallest rank and largest
+training set.
 """
 from __future__ import annotations
 
@@ -77,10 +79,12 @@ def run_cell(cell, folder: Path) -> dict:
 
 
 def final_ranks(folder: Path) -> np.ndarray:
-    """Numerical ranks of every kernel's final update for every seed, from the cell's ``trajectory.npz``."""
+    """Numerical ranks of the final updates that learned (``few_shot.final_update_ranks``), every matrix and
+    seed, from the cell's ``trajectory.npz``."""
     data = np.load(folder / "trajectory.npz")
-    sv = np.stack([data[k][:, -1] for k in data.files if k.startswith("update_sv/")])   # (kernels, seeds, 384)
-    return np.sum(sv > few_shot.RANK_RTOL * sv[..., :1], -1).ravel()
+    _, ranks, learned = few_shot.final_update_ranks(
+        {k: data[k] for k in data.files if k.startswith("update_sv/")})
+    return ranks[learned]
 
 
 def run(config, ctx) -> dict:
@@ -137,7 +141,7 @@ def plot(rows, ranks, config, path):
     for m, v in hist.items():
         axes[2].hist(v, bins=bins, alpha=0.6, label=f"{m} (median {np.median(v):g})")
     axes[2].set_xlabel(f"numerical rank of the final update (s > {few_shot.RANK_RTOL:g} s_1)")
-    axes[2].set_ylabel("kernels x seeds")
+    axes[2].set_ylabel("kernels that learned x seeds")
     axes[2].set_title(f"r = {r0}, {n1} training examples", fontsize=9)
     axes[2].legend(fontsize=8)
     save_figure(fig, path)

@@ -203,6 +203,8 @@ def check_few_shot(m):
     assert m["update_rank"] == [8.0, 8.0], f"update_rank {m['update_rank']}: not 8 for each seed"
     assert all(r == 8 for r in m["update_rank_by_target"].values()), \
         f"update_rank_by_target {m['update_rank_by_target']}: not all 8"
+    assert m["learned_targets"] == [12, 12], f"learned_targets {m['learned_targets']}: not all 12 LoRA kernels"
+    assert len(m["alignment_mean"]) == len(m["alignment_steps"]) and abs(m["alignment_mean"][-1] - 1) < 1e-5, m
 
 
 def check_few_shot_sweep(m):
@@ -650,6 +652,27 @@ def test_few_shot_without_its_model_or_data_fails_before_work(tmp_path, capsys, 
         code, err = _bad(capsys, [few_shot, *bad], tmp_path / "w")
         assert code == 2 and err.count("\n") == 1, err
     assert not (tmp_path / "w").exists()
+
+
+def test_few_shot_final_update_ranks_count_only_updates_that_learned():
+    """A matrix learned when its final update's largest singular value is above 1e-3 of the largest of the seed's
+    updates: a Deep LoRA left at its eps^3-scale init product (eight equal values, numerical rank 8) did not;
+    the last record is the final one, and spectra of different lengths are padded."""
+    from experiments import few_shot
+    rng = np.random.default_rng(0)
+
+    def record(final_by_seed, k=8):     # (seeds, 3 records, k): two random earlier records, then the final one
+        final = np.array([np.pad(f, (0, k - len(f))) for f in final_by_seed])
+        return np.concatenate([rng.uniform(1, 2, (len(final), 2, k)), final[:, None]], axis=1)
+    spectra = {"lora": record([[1.0, 0.5], [3.0, 2.0]]),
+               "deep_learned": record([[2.0] + [1e-9] * 7, [1e-2] + [1e-9] * 7]),
+               "deep_at_init": record([[1e-9] * 8, [1e-2] * 8]),
+               "short": record([[0.3, 0.2, 0.1, 0.05]] * 2, k=4)}
+    names, ranks, learned = few_shot.final_update_ranks(spectra)
+    assert names == list(spectra)
+    assert ranks.tolist() == [[2, 2], [1, 1], [8, 8], [4, 4]], ranks.tolist()
+    # seed 0: the largest is 2.0, so 1e-9 did not learn; seed 1: the largest is 3.0, so 1e-2 (> 3e-3) did
+    assert learned.tolist() == [[True, True], [True, True], [False, True], [True, True]], learned.tolist()
 
 
 AUTHORS_SMALL = ["--set", "samples=4", "--set", "batch_size=4", "--set", "seeds=2", "--set", "steps=3",
