@@ -336,13 +336,19 @@ def plot(res, acc, final, align, learned, config, path):
     for i, (name, sv) in enumerate(final.items()):
         short = re.sub(r"bert/encoder/layer_(\d+)/(attention/self/)?(.*)/kernel", r"L\1 \3", name)
         style = {"color": "tab:blue" if learned[i, 0] else "tab:gray", "alpha": 0.4} if many else {"label": short}
-        axes[2].semilogy(np.arange(1, sv.shape[1] + 1), np.maximum(sv[0] / scale, 1e-30), lw=0.8, **style)
-    axes[2].set_xlim(1, 4 * _width(config) if final else 2)
-    axes[2].set_ylim(1e-6, 2)
+        axes[2].semilogy(np.arange(1, sv.shape[1] + 1), np.maximum(sv[0] / scale, 1e-30), ".-", ms=3, lw=0.8,
+                         **style)
+    # x: twice the largest numerical rank that learned (>= 8); y: down to the smallest value shown (a Deep LoRA
+    # that did not learn sits at its eps^depth init product, ~1e-9 of its scale)
+    ranks = [int(np.sum(sv[0] > RANK_RTOL * sv[0, 0])) for i, sv in enumerate(final.values()) if learned[i, 0]]
+    xmax = max(8, 2 * max(ranks, default=1))
+    shown = np.concatenate([sv[0, :xmax] / scale for sv in final.values()]) if final else np.ones(1)
+    axes[2].set_xlim(0.5, xmax + 0.5)
+    axes[2].set_ylim(max(1e-12, min(1e-6, shown[shown > 0].min(initial=1.0) / 3)), 2)
     axes[2].set_xlabel("index")
     axes[2].set_ylabel("singular value / largest of any update (seed 0)")
     n_learned = int(learned[:, 0].sum()) if final else 0
-    axes[2].set_title(f"final updates Delta W, seed 0: {n_learned} of {len(final)} learned"
+    axes[2].set_title(f"final Delta W, seed 0: {n_learned}/{len(final)} learned"
                       + (" (gray: not)" if many and n_learned < len(final) else ""), fontsize=9)
     if final and not many:
         axes[2].legend(fontsize=6, ncol=2)
@@ -356,6 +362,5 @@ def plot(res, acc, final, align, learned, config, path):
         axes[3].legend(fontsize=7)
     axes[3].set_xlabel("step")
     axes[3].set_ylabel(f"cos smallest angle, top-{ALIGN_K} subspace: step t vs final")
-    axes[3].set_title(f"alignment of the updates that learned ({len(pairs)} of {len(align)} matrices, "
-                      "mean over those seeds)", fontsize=9)
+    axes[3].set_title(f"alignment: the {len(pairs)}/{len(align)} matrices that learned", fontsize=9)
     save_figure(fig, path)
