@@ -30,6 +30,7 @@ from lrjax.io.files import to_jsonable, write_json
 
 few_shot = experiment_module("few_shot")   # each cell is a few_shot run, loaded through the harness
 SWEPT = ("method", "rank", "samples")
+CHANCE = {"accuracy": 0.5, "pearson": 0.0}   # two balanced classes; no correlation
 
 
 class SweepSchema(Schema):
@@ -133,6 +134,7 @@ def plot(rows, ranks, config, path):
     axes[1].set_title(f"rank r = {r0}", fontsize=9)
     for ax in axes[:2]:
         ax.set_ylabel(f"held-out {metric} (mean, band +- std/2, {config.seeds} seeds)")
+        ax.axhline(CHANCE[metric], color="gray", ls=":", lw=1, label=f"chance ({CHANCE[metric]:g})")
         ax.legend(fontsize=8)
     n1 = max(config.sample_sizes)
     hist = {m: ranks[f"{m}_r{r0}_n{n1}"] for m in methods}
