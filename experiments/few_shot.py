@@ -183,7 +183,7 @@ def final_update_ranks(spectra: dict) -> tuple[list, np.ndarray, np.ndarray]:
                       for n in names])                                   # (matrices, seeds, k)
     ranks = np.sum(final > RANK_RTOL * final[..., :1], -1)
     top = final[..., 0]
-    return names, ranks, top > RANK_RTOL * top.max(0)
+    return names, ranks, (top > RANK_RTOL * top.max(0)) & (top > 0)
 
 
 def build(config):
@@ -250,7 +250,8 @@ def run(config, ctx) -> dict:
     final = {k: v[:, -1] for k, v in spectra.items()}                    # (seeds, k)
     by_target = {k: r["numerical_rank_median"] for k, r in classification.update_ranks(spectra).items()}
     names, ranks, learned = final_update_ranks(spectra) if final else ([], np.zeros((0, config.seeds)), None)
-    per_seed = [float(np.median(ranks[learned[:, s], s])) for s in range(config.seeds)] if final else []
+    per_seed = [float(np.median(ranks[learned[:, s], s])) if learned[:, s].any() else float("nan")
+                for s in range(config.seeds)] if final else []
     tops = _records(res, "top")
     align = alignment({k: tops[k] for k in names}) if final else np.zeros((0, config.seeds, score.shape[1]))
     exported = ("not exported: no adapter (head_only)" if config.method == "head_only" else
