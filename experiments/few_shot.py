@@ -26,17 +26,17 @@ over ``decay_steps`` steps and constant after (``decay_ratio = 1``: constant). H
 examples (0: all) every ``eval_every`` steps. Inputs are truncated to ``max_length`` tokens.
 
 Metrics: ``val_accuracy`` (sentiment) or ``val_pearson`` (similarity): final, one per seed, with ``_mean``,
-``_std``, ``_initial``; ``train_loss_final`` (mean of the last 10 minibatch losses, per seed); ``learned_targets`` (per seed, how
-many adapted matrices *learned*: their final update's largest singular value is above ``1e-3`` of the largest
-of any of the seed's updates; a Deep LoRA whose factors never leave their init stays at its init product,
-``eps^depth`` times an orthogonal matrix, which is not learning); ``update_rank`` (per seed, the median over the
-matrices that learned of the numerical rank of the final update: singular values above ``1e-3`` of its
+``_std``, ``_initial``; ``train_loss_final`` (mean of the last 10 minibatch losses, per seed); ``learned_targets``
+(per seed, how many adapted matrices *learned*: their final update's largest singular value is above ``1e-3`` of
+the largest of any of the seed's updates; a Deep LoRA whose factors never leave their init stays at its init
+product, ``eps^depth`` times an orthogonal matrix, which is not learning); ``update_rank`` (per seed, the median
+over the matrices that learned of the numerical rank of the final update: singular values above ``1e-3`` of its
 largest) and ``update_rank_by_target`` (per matrix, median over seeds, every matrix); ``update_scale_by_target``
 (per matrix, median over seeds of the final update's largest singular value); ``alignment_mean`` (per record at
-``alignment_steps``: the cosine of the smallest principal angle between the top-8 left singular subspace of
-each update then and at the end, as the authors' ``misc_utils.cosine_angle``, mean over the (matrix, seed)
-pairs that learned; 1 at the end by construction; two random 8-dimensional subspaces of R^384 give about 0.3;
-per matrix in ``trajectory.npz`` as ``alignment/<matrix>``), ``trainable_params``, ``outer_params``,
+``alignment_steps``: the cosine of the smallest principal angle between the top-8 left singular subspace of each
+update then and at the end, as the authors' ``misc_utils.cosine_angle``, mean over the (matrix, seed) pairs that
+learned; 1 at the end by construction; two random 8-dimensional subspaces of R^384 give about 0.3; per matrix in
+``trajectory.npz`` as ``alignment/<matrix>``), ``trainable_params``, ``outer_params``,
 ``ms_per_step``, ``peak_memory_mb``. Each seed's adapter is exported as a PEFT directory ``peft/seed<i>/``
 (``lrjax.io.peft``; Deep LoRA merged to its width) with the head (``head.safetensors``, torch layout), when
 PEFT export covers the targets (not for ``all_dense``: adapters on embeddings are not exported yet).
@@ -181,7 +181,7 @@ def final_update_ranks(spectra: dict) -> tuple[list, np.ndarray, np.ndarray]:
     k = max(np.shape(v)[-1] for v in spectra.values())
     final = np.stack([np.pad(np.asarray(spectra[n])[:, -1], ((0, 0), (0, k - np.shape(spectra[n])[-1])))
                       for n in names])                                   # (matrices, seeds, k)
-    ranks = np.sum(final > RANK_RTOL * final[..., :1], -1)
+    ranks = np.asarray(analysis.numerical_rank(final, RANK_RTOL))
     top = final[..., 0]
     return names, ranks, (top > RANK_RTOL * top.max(0)) & (top > 0)
 
@@ -260,7 +260,7 @@ def run(config, ctx) -> dict:
     ctx.save_arrays(step=res.records["step"], **{f"val_{metric}": score}, train_loss=res.scalars["loss"],
                     **{f"update_sv/{k}": v for k, v in spectra.items()},
                     **{f"alignment/{k}": a for k, a in zip(names, align)})
-    plot(res, score, final, dict(zip(names, align)), learned, config, ctx.figure("few_shot"))
+    plot(res, score, final, dict(zip(names, align)), learned, ranks, config, ctx.figure("few_shot"))
     loss = np.asarray(res.scalars["loss"])
     return {"method": config.method, "task": config.task, "rank": config.rank, "samples": config.samples,
             "lr": lr, f"val_{metric}": score[:, -1].tolist(), f"val_{metric}_mean": float(score[:, -1].mean()),
@@ -313,10 +313,11 @@ def export(folder: Path, bounds, config) -> dict:
     return summary
 
 
-def plot(res, acc, final, align, learned, config, path):
+def plot(res, acc, final, align, learned, ranks, config, path):
     """Four panels: training loss, held-out score, the final updates' spectra (seed 0, every matrix scaled by
     the largest value of any update, so a matrix that did not learn sits near the bottom), and the alignment
-    of the updates that learned (per matrix, mean over the seeds where it learned)."""
+    of the updates that learned (per matrix, mean over the seeds where it learned); ``learned``, ``ranks``:
+    ``final_update_ranks``'s ``(matrices, seeds)`` arrays, in ``final``'s order."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(18, 3.8))
     loss = np.asarray(res.scalars["loss"])
@@ -341,8 +342,7 @@ def plot(res, acc, final, align, learned, config, path):
                          **style)
     # x: twice the largest numerical rank that learned (>= 8); y: down to the smallest value shown (a Deep LoRA
     # that did not learn sits at its eps^depth init product, ~1e-9 of its scale)
-    ranks = [int(np.sum(sv[0] > RANK_RTOL * sv[0, 0])) for i, sv in enumerate(final.values()) if learned[i, 0]]
-    xmax = max(8, 2 * max(ranks, default=1))
+    xmax = max(8, 2 * int(ranks[learned[:, 0], 0].max(initial=1))) if final else 8
     shown = np.concatenate([sv[0, :xmax] / scale for sv in final.values()]) if final else np.ones(1)
     axes[2].set_xlim(0.5, xmax + 0.5)
     axes[2].set_ylim(max(1e-12, min(1e-6, shown[shown > 0].min(initial=1.0) / 3)), 2)

@@ -6,13 +6,13 @@ checkpoints only when they are of the same run, e.g. fewer ``steps``, and refuse
 
 Metrics: ``cells`` (one row per cell: method, rank, samples, ``val_<metric>_mean``/``_std`` and per seed
 ``val_<metric>`` (``accuracy`` for sentiment, ``pearson`` for similarity), ``ms_per_step``,
-``train_loss_final_mean``: the training loss at the end, over seeds; ``update_rank_median``: median over
-the kernels that learned and the seeds of the final update's numerical rank, singular values above ``1e-3`` of
-the largest; ``few_shot.final_update_ranks`` says which learned). Figure ``few_shot_sweep.png``: the held-out score against the rank (at the
-smallest training set) and against the training-set size (at the smallest rank), in the paper's form (mean over
-seeds, a band of +- std / 2, as the authors' ``scripts/stsb_varying_rank.py`` plots), and histograms of the
-numerical ranks of the final updates that learned (every such kernel and seed) at the smallest rank and largest
-training set.
+``train_loss_final_mean``: the training loss at the end, over seeds; ``update_rank_median``: median over the
+kernels that learned and the seeds of the final update's numerical rank, singular values above ``1e-3`` of the
+largest; ``few_shot.final_update_ranks`` says which learned). Figure ``few_shot_sweep.png``: the held-out score
+against the rank (at the smallest training set) and against the training-set size (at the smallest rank), in the
+paper's form (mean over seeds, a band of +- std / 2, as the authors' ``scripts/stsb_varying_rank.py`` plots), and
+histograms of the numerical ranks of the final updates that learned (every such kernel and seed) at the smallest
+rank and largest training set.
 """
 from __future__ import annotations
 
