@@ -9,7 +9,7 @@ papers' loop pattern. Paper: gamma = 0 stalls near 4e-4, gamma = 0.01 reaches 1e
     lrjax run configs/compressed_mc.py:quick
     lrjax run configs/compressed_mc.py:failure  # the talk's failure case: d = 1000, r* = 3, |Omega| = 20,000
 
-`:failure` (Balzano's IMSI talk, seed 003 line 429: "Our theorem doesn't hold since Omega (.) Phi is not
+`:failure` (the IMSI talk by Yaras et al., seed 003 line 429: "Our theorem doesn't hold since Omega (.) Phi is not
 low-rank for arbitrary Omega, and the method fails. (d = 1000, r = 3, |Omega| = 20000)"): p = 0.02, and eta
 scaled by 0.2 / 0.02 so that eta p (the step on the mean-over-d^2 loss) matches the paper's p = 0.2 runs;
 the talk's learning rate is not stated. CPU: the original takes ~120-270 ms/step at d = 1000 and
