@@ -67,7 +67,7 @@ def get_config(arg=None):
         c.adam_eps = 1e-6            # dlt/train.py: optax.adamw(eps=1e-6), weight_decay = 0.0 (dlt/configs.py)
         c.head = "frozen"            # dlt/train.py: only the LoRA parameters are optimized
         c.pooling = "cls"            # dlt/models.py: FlaxAutoModelForSequenceClassification, head on pooled [CLS]
-        c.dropout = 0.1              # dlt/train.py: the model applied with train=True; BERT's dropout is 0.1
+        c.dropout = 0.1              # dlt/train.py: the model applied with train=True; config.json: dropout 0.1
         c.sampling = "with_replacement"  # dlt/data.py: jax.random.choice(key, arange(n), shape=(samples,))
         c.seeds = 5                  # seeds = range(5)
         c.val_size = 0               # the whole held-out split (the authors: STS-B validation, filtered to <= 128 tokens)

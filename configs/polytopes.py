@@ -17,9 +17,10 @@ def get_config(arg=None):
     c = ml_collections.ConfigDict()
     c.experiment = "polytopes"
     c.dataset = "hexagon_hole"
-    c.widths = None                  # None: (16, 4) (the paper's worked example), swiss_roll (20, 4)
+    c.widths = None                  # None: (16, 4), swiss_roll (20, 4) (lrjax's choices)
     c.n = 1000                       # training points (and as many test points)
-    c.lr = 1e-3                      # Adam, full batch, BCE with logits (the authors: 1e-4)
+    c.lr = 1e-3                      # Adam, full batch, BCE with logits (the authors: 1e-4,
+                                     # Defining_NN 3f58a74 polytope_in_order.ipynb cell 3)
     c.steps = 10000
     c.seeds = 10
     c.seed = 0

@@ -46,7 +46,8 @@ from lrjax.harness.schema import Bool, Choice, Float, Int, Rule, Schema, Seq
 from lrjax.param.projection import KINDS
 from lrjax.studies import classification, intrinsic_dimension, said_text
 
-# Li et al. 2018, Table 1 / Section 3 (full MNIST 60k, CIFAR-10): d_int90
+# Li et al. 2018, Table 1 / Section 3 (full MNIST 60k, CIFAR-10): d_int90, as ../shared/REFERENCE.md section 3
+# transcribes them (the paper itself is not stored here)
 PAPER_D_INT90 = {"mnist_fc_784-200-200-10": 750, "mnist_lenet": 290, "cifar10_fc": 9000, "cifar10_lenet": 2900}
 # Aghajanyan et al. 2020 (arXiv 2012.13255v1), Table 1: d90 of fine-tuning on MRPC and QQP, SAID and DID (90% of
 # full fine-tuning's accuracy). Not read from the paper itself here: transcribed from a public summary of v1 whose

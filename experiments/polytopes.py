@@ -25,8 +25,10 @@ reached; ``accuracy`` is the cover's own decision and ``accuracy_compressed`` it
 for points in the ``1e-3`` band around a face); ``matches_theory``: the theory's widths with training accuracy >= 0.99.
 Extra metrics: ``polytope_faces`` (faces per kept polytope), ``complete`` (the cover ended with one class
 left), ``failed_attempts``, ``train_seconds``. Datasets without a theory report ``reference_widths`` where
-the authors show one (two circles: the quadrilateral of their README; Swiss roll: the paper's Fig. 1,
-2 -> 20 -> 4 -> 1). No checkpoints in this mode.
+the authors show one (two circles: the quadrilateral of their README, leeleesang/Defining_NN 3f58a74
+``README.md`` lines 19-20; Swiss roll: 2 -> 16 -> 4 -> 1, the README's Algorithm-4 example, line 61, whose
+data set is not named there: Swiss roll is inferred from ``polytope_in_order.ipynb``, the Algorithm-4
+notebook, whose cell 0 sets ``dataset = "Swiss"``). No checkpoints in this mode.
 """
 from __future__ import annotations
 
@@ -42,9 +44,9 @@ from lrjax.harness.schema import Bool, Choice, Float, Int, Schema, Seq
 from lrjax.polytope import compress, pruning, toys
 from lrjax.polytope.training import LOSSES, init
 
-DEFAULT_WIDTHS = {"swiss_roll": (20, 4)}          # others: the paper's worked example 2 -> 16 -> 4 -> 1
+DEFAULT_WIDTHS = {"swiss_roll": (20, 4)}          # lrjax's (../shared/REFERENCE.md section 4, no source named); others 16, 4
 BOX = (-2.0, 2.0, -2.0, 2.0)
-REFERENCE = {"two_circles": [4, 1], "swiss_roll": [20, 4]}   # the authors' README / the paper's Fig. 1
+REFERENCE = {"two_circles": [4, 1], "swiss_roll": [16, 4]}   # the authors' README (module docstring)
 
 
 SCHEMA = Schema(

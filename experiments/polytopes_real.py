@@ -1,7 +1,8 @@
 """Experiment: how many polytopes and faces cover each class of real images, one-vs-all (Lee, Mammadov, Ye,
 ICML 2024, Sec. 5: "at most 2 polytopes of at most 30 faces" on MNIST and Fashion-MNIST).
 
-Data: ``n`` training images of ``dataset`` (a fixed ``default_rng(0)`` subset; the authors: 1000 points),
+Data: ``n`` training images of ``dataset`` (a fixed ``default_rng(0)`` subset; the authors
+train on all 60,000: leeleesang/Defining_NN 3f58a74 ``real_world_random_label.ipynb`` cell 0, ``n = 60000``),
 flattened and standardised by the training mean and std; the test split for test accuracy. For every
 class ``c`` (labels ``y == c``, no resampling; the loss is the class-balanced BCE with logits, the mean over
 class ``c`` plus the mean over the rest, the authors' lambda = 1) and every ``(polytopes K, faces m)`` of the

@@ -164,7 +164,9 @@ def fit(method: SparseMethod, data, eta: float, steps: int, evaluation: str = "g
 
 
 def default_eta(shape, observed: int) -> float:
-    """The paper's ``eta = 5e3`` at ``d = 1000``, ``p = 0.2``, scaled by ``(d / 1000)^(4/3) (0.2 / p)``."""
+    """The paper's ``eta = 5e3`` at ``d = 1000``, ``p = 0.2`` (cjyaras/law-of-parsimony 5aa831a
+    ``fig_compare_iteration_time.ipynb`` cell 1: ``step_size``, ``d``, ``percent_observed``), scaled by
+    ``(d / 1000)^(4/3) (0.2 / p)``."""
     d = math.sqrt(math.prod(shape))
     return 5e3 * (d / 1000) ** (4 / 3) * (0.2 / (observed / math.prod(shape)))
 

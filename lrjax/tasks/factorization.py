@@ -16,7 +16,8 @@ def low_rank_target(key, d: int, rank: int, dtype=jnp.float64, spectrum: str = "
 
     ``spectrum="spread"``: ``s_i = 1 + (rank - i) / rank`` decreasing from ~2 to ~1 (distinct singular
     values); ``"flat"``: all ones; ``"gaussian"``: the best rank-``rank`` approximation of a ``(d, n)``
-    standard Gaussian matrix (the authors' data, ``s_1 ~ sqrt(d) + sqrt(n)``).
+    standard Gaussian matrix (the authors' data, cjyaras/law-of-parsimony 5aa831a ``data.py`` ``generate_data``;
+    ``s_1 ~ sqrt(d) + sqrt(n)``).
     """
     n = d if n is None else n
     if not 0 < rank <= min(d, n):

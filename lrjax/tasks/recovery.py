@@ -1,7 +1,10 @@
 """Low-rank matrix recovery tasks on an end-to-end matrix ``W: (d, n)``: factorization, completion, sensing.
 
-Losses follow the authors' code (Yaras et al.; Kwon et al.): a mean over entries (or measurements), so the
-step sizes of their figures (e.g. ``eta = 5e3`` for completion at ``d = 1000``) carry over unchanged.
+Losses are a mean over all entries (or measurements), as in Yaras et al.'s code (cjyaras/law-of-parsimony
+5aa831a ``loss.py``: ``1/2 mean((M * (W - Phi))^2)``), so the step sizes of their figures (e.g. ``eta = 5e3``
+for completion at ``d = 1000``) carry over unchanged. Kwon et al.'s code differs (soominkwon/comp-deep-nets
+4349b87 ``loss.py``): its masked mean divides by the observed count ``sum(M)`` (``1/p`` times ours, so
+their ``eta`` maps to ``eta / p`` here), and its sensing loss defaults to a sum.
 
 - factorization: ``1/2 mean((W - Phi)^2)``; test error = the loss.
 - completion (observed mask ``M``, fraction ``p``): ``1/2 mean(M * (W - Phi)^2)`` over all ``d n`` entries;

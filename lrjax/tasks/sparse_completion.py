@@ -76,7 +76,7 @@ def factored_target(key, m: int, n: int, rank: int, spectrum: str = "gaussian_sc
     """``(left (m, r), right (n, r))`` with ``Phi = left @ right.T`` of rank ``r``.
 
     ``"gaussian"``: the best rank-``r`` approximation of an ``(m, n)`` standard Gaussian matrix, the
-    authors' data, exactly ``low_rank_target(key, m, r, spectrum="gaussian", n=n)`` (needs its SVD:
+    authors' data (cjyaras/law-of-parsimony 5aa831a ``data.py`` ``generate_data``), exactly ``low_rank_target(key, m, r, spectrum="gaussian", n=n)`` (needs its SVD:
     refused above ``MAX_GAUSSIAN_ENTRIES``); ``"gaussian_scale"``: Haar-random ``U``, ``V`` with singular
     values ``s_i = (sqrt m + sqrt n)(1 + (r - i) / r) / 2``, i = 0..r-1 (the Gaussian's scale, distinct
     values, ``O((m + n) r)`` to draw); ``"spread"`` and ``"flat"`` as in ``low_rank_target``.
