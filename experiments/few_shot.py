@@ -17,7 +17,8 @@ or ``frozen`` at its random init; dropout ``dropout`` in training. Adapted: ``ta
   the side whose factor is square, lrjax from ``min(m, n)`` and the input side); its outer factors train at
   ``gamma * lr``;
 - ``head_only``: no adapter, the head trained (a linear probe; needs ``head=trained``);
-- ``none``: no adapter and no training: the frozen random head's held-out score (chance level).
+- ``none``: no adapter and no training: the frozen random head's held-out score (chance level); for
+  ``similarity`` also ``zero_shot_pearson``, the encoder's own sentence embeddings' cosine against the ratings.
 
 Each seed draws its own ``samples`` training examples (``sampling``); ``seeds`` seeds train as one vmapped
 program: AdamW (``adam_eps``, weight decay 0), minibatches of ``batch_size`` on the device, ``steps`` steps,
@@ -279,9 +280,11 @@ def run(config, ctx) -> dict:
 
 
 def untrained(scores: dict, metric: str, config, data, setup_s: float) -> dict:
-    """The metrics of ``method=none``: the frozen random head on the pretrained encoder, no training."""
+    """The metrics of ``method=none``: the frozen random head on the pretrained encoder, no training; for
+    ``similarity`` also ``zero_shot_pearson`` (``fs.zero_shot_pearson``: the encoder's own sentence embeddings)."""
     v = np.asarray(scores[metric])
-    return {"method": "none", "task": config.task, "samples": config.samples, "lr": 0.0,
+    zero_shot = {"zero_shot_pearson": fs.zero_shot_pearson(config.val_size)} if config.task == "similarity" else {}
+    return zero_shot | {"method": "none", "task": config.task, "samples": config.samples, "lr": 0.0,
             f"val_{metric}": v.tolist(), f"val_{metric}_mean": float(v.mean()), f"val_{metric}_std": float(v.std()),
             f"val_{metric}_initial": v.tolist(), "val_size": int(len(data.yv)), "tokens": int(data.x.shape[-1]),
             "update_rank": [0.0] * config.seeds, "trainable_params": 0, "setup_s": setup_s,

@@ -706,12 +706,17 @@ def test_few_shot_authors_protocol_resolves_the_contract_and_regresses_similarit
 
 @pytest.mark.slow
 def test_few_shot_controls_chance_and_linear_probe(tmp_path):
-    """method=none: the frozen random head, no training (2 seeds' held-out accuracy, no trainable weight);
-    method=head_only: only the 770 head weights train and fit the 8 snippets better than at init."""
+    """method=none: the frozen random head, no training (2 seeds' held-out accuracy, no trainable weight; on
+    similarity also the encoder's zero-shot Pearson r); method=head_only: only the 770 head weights train and fit the 8 snippets better than at init."""
     quick = str(ROOT / "configs/few_shot.py:quick")
     assert cli.main(["run", quick, "--set", "method=none", "--workdir", str(tmp_path / "n")]) == 0
     m = json.loads((tmp_path / "n" / "metrics.json").read_text())
     assert m["trainable_params"] == 0 and len(m["val_accuracy"]) == 2 and all(0 <= a <= 1 for a in m["val_accuracy"])
+    assert "zero_shot_pearson" not in m
+    assert cli.main(["run", quick, "--set", "method=none", "--set", "task=similarity", "--workdir", str(tmp_path / "s")]) == 0
+    s = json.loads((tmp_path / "s" / "metrics.json").read_text())
+    # the encoder's own sentence embeddings rank the held-out pairs (0.68 on all 300), a random head does not
+    assert 0.4 < s["zero_shot_pearson"] < 1 and max(abs(p) for p in s["val_pearson"]) < s["zero_shot_pearson"], s
     assert cli.main(["run", quick, "--set", "method=head_only", "--set", "lr=1e-2", "--workdir", str(tmp_path / "h")]) == 0
     h = json.loads((tmp_path / "h" / "metrics.json").read_text())
     assert h["trainable_params"] == 384 * 2 + 2 and h["update_rank"] == [], h

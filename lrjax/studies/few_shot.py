@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax.data import similarity, text
+from lrjax.models import bert
 from lrjax.tasks import cross_entropy
 
 TASKS = ("sentiment", "similarity")
@@ -90,12 +91,31 @@ def load(task: str, model, *, samples: int, seeds: int, seed: int, sampling: str
         train_inputs, val_inputs, train_y, val_y, n, strata, outputs = (a, b), (va, vb), scores, vscores, len(a), None, 1
     else:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-    val = np.sort(np.random.default_rng(1).permutation(len(val_y))[:val_size or len(val_y)])
+    val = held_out(len(val_y), val_size)
     picks = [draw(n, strata, samples, sampling, seed * 10_000 + s) for s in range(seeds)]
     x = np.stack([pack(p, train_inputs) for p in picks])
     xv = pack(val, val_inputs)
     length = int(max(x[:, :, 1].sum(-1).max(), xv[:, 1].sum(-1).max()))
     return FewShotData(x[..., :length], np.stack([train_y[p] for p in picks]), xv[..., :length], val_y[val], outputs)
+
+
+def held_out(n: int, val_size: int) -> np.ndarray:
+    """The held-out examples scored: ``val_size`` of the ``n`` (0: all), a fixed ``default_rng(1)`` draw, sorted."""
+    return np.sort(np.random.default_rng(1).permutation(n)[:val_size or n])
+
+
+def zero_shot_pearson(val_size: int) -> float:
+    """Pearson r between the held-out pairs' ratings and the cosine of their two documents' sentence embeddings
+    (``bert.sentence_embeddings``: the checkpoint used as sentence-transformers uses it, mean-pooled, each
+    document on its own up to 256 tokens; no training, no head): what the encoder knows before any few-shot."""
+    first, second, scores = similarity.load_similarity("test")
+    docs = sorted(set(first) | set(second))
+    row = {d: i for i, d in enumerate(docs)}
+    e = bert.sentence_embeddings(docs)
+    e = e / np.linalg.norm(e, axis=1, keepdims=True)
+    idx = held_out(len(scores), val_size)
+    cos = np.array([e[row[first[i]]] @ e[row[second[i]]] for i in idx])
+    return float(np.corrcoef(cos, scores[idx])[0, 1])
 
 
 def loss(task: str, outputs: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
