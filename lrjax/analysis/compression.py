@@ -10,7 +10,7 @@ at init, the authors' ``compute_factor_v2`` (cjyaras/law-of-parsimony 5aa831a ``
 The compressed factorization is ``[V, eps_1 I_{2r}, ..., eps_L I_{2r}, V^T W(0) / prod eps]``
 (``compressed_deep(L, 2r)``), i.e. ``W_C(0) = V V^T W(0)``. Its two outer factors have role ``outer``
 (trained at ``gamma * lr``: gamma (their ``dlr``) = 0 for factorization, 0.01 for completion in the paper's
-notebooks: ``fig_equiv_traj_L2.ipynb`` cell 7, ``fig_equiv_traj_mc.ipynb`` cells 12-13).
+notebooks: ``fig_equiv_traj_L2.ipynb`` cell 7, ``fig_equiv_traj_mc.ipynb`` cell 13; its cell 12 is the ``dlr = 0`` comparison).
 Proposition 2: ``||W(t) - W_C(t)||_F^2 <= (d - 2r) prod_l eps_l^2`` for all ``t``.
 """
 from __future__ import annotations

@@ -11,7 +11,7 @@ polytope-basis cover", with ``polytope.pruning`` between training phases), vmapp
 ``w, b ~ U(+-1/sqrt(d))``, ``v = -sign(c) sqrt(||w_i||^2 + b_i^2 + 1)``. Loss, full batch: ``mean_A l(out, y)
 + lam mean_B l(out, y)`` over the class ``B`` it must enclose (the points of the current index) and the class
 ``A`` it must keep out (all points of that class, the authors' ``trn_X_index_this_time``); ``lam = 100``
-(``polytope_in_order.ipynb`` cell 2, ``train``, lines 110-114 and 132: each class's mean BCE, the enclosed class's
+(``polytope_in_order.ipynb`` cell 2, ``train``, lines 111-115 and 133: each class's mean BCE, the enclosed class's
 times ``data_balance``; ``data_balance`` is 1 for a new polytope's first step and 100 from then on; lrjax uses
 100 from the first step).
 ``l``: BCE with logits (the authors'), or ``mse`` (lrjax's: ``(sigmoid(out) - y)^2``; issue 33 asks for MSE;
