@@ -44,7 +44,8 @@ from lrjax.harness.schema import Bool, Choice, Float, Int, Schema, Seq
 from lrjax.polytope import compress, pruning, toys
 from lrjax.polytope.training import LOSSES, init
 
-DEFAULT_WIDTHS = {"swiss_roll": (20, 4)}          # ../shared/REFERENCE.md section 4 (perhaps the paper's Fig. 1, unread here)
+# swiss_roll: ../shared/REFERENCE.md section 4 (perhaps the paper's Fig. 1, unread here); others (16, 4)
+DEFAULT_WIDTHS = {"swiss_roll": (20, 4)}
 BOX = (-2.0, 2.0, -2.0, 2.0)
 REFERENCE = {"two_circles": [4, 1], "swiss_roll": [16, 4]}   # the authors' README (module docstring)
 

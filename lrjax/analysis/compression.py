@@ -1,7 +1,8 @@
 """Compression of deep factorizations from one gradient at init (Yaras et al. ICML 2024, Sec. 3-4).
 
 In lrjax's convention ``x @ W = x F_1 ... F_L`` (``F_l = W_l^T`` of the paper). With ``G = dloss/dF_1``
-at init, the authors' ``compute_factor_v2`` (cjyaras/law-of-parsimony 5aa831a ``network.py`` line 103) reads, transposed:
+at init, the authors' ``compute_factor_v2`` (cjyaras/law-of-parsimony 5aa831a ``network.py`` line 103) reads,
+transposed:
 
 - ``v1`` = top-``r`` left singular vectors of ``G`` (``m x w``),
 - ``v2`` = top-``r`` left singular vectors of ``F_1(0) G^T`` (``m x m``),
@@ -10,7 +11,8 @@ at init, the authors' ``compute_factor_v2`` (cjyaras/law-of-parsimony 5aa831a ``
 The compressed factorization is ``[V, eps_1 I_{2r}, ..., eps_L I_{2r}, V^T W(0) / prod eps]``
 (``compressed_deep(L, 2r)``), i.e. ``W_C(0) = V V^T W(0)``. Its two outer factors have role ``outer``
 (trained at ``gamma * lr``: gamma (their ``dlr``) = 0 for factorization, 0.01 for completion in the paper's
-notebooks: ``fig_equiv_traj_L2.ipynb`` cell 7, ``fig_equiv_traj_mc.ipynb`` cell 13; its cell 12 is the ``dlr = 0`` comparison).
+notebooks: ``fig_equiv_traj_L2.ipynb`` cell 7, ``fig_equiv_traj_mc.ipynb`` cell 13; its cell 12 is the
+``dlr = 0`` comparison).
 Proposition 2: ``||W(t) - W_C(t)||_F^2 <= (d - 2r) prod_l eps_l^2`` for all ``t``.
 """
 from __future__ import annotations

@@ -7,10 +7,12 @@
   ``alpha`` is None). ``U: (m, r)`` is input-side, ``V: (n, r)`` output-side (the kernel is ``(in, out)``);
   one factor is zero, so the adapted layer equals ``W0`` at init. ``init="peft"`` (default): ``U ~ N(0, 1/m)``,
   ``V = 0`` (in the paper's ``h = W0 x + B A x``, ``A = U^T`` Gaussian, ``B = V^T = 0``; the variance ``1/m``
-  is lrjax's choice: PEFT's default draws ``A`` kaiming-uniform, ``U(+-1/sqrt(m))``, variance ``1/(3m)``, and its
-  ``"gaussian"`` option ``N(0, 1/r^2)``, huggingface/peft 5d602fd ``src/peft/tuners/lora/layer.py`` lines 335-340).
+  is lrjax's choice: PEFT's default draws ``A`` kaiming-uniform, ``U(+-1/sqrt(m))``, variance ``1/(3m)``,
+  and its ``"gaussian"`` option ``N(0, 1/r^2)``; huggingface/peft 5d602fd ``src/peft/tuners/lora/layer.py``
+  lines 335-340).
   ``init="dlt"``: ``U = 0``, ``V ~ N(0, 1)``, the Deep LoRA authors' vanilla LoRA
-  (cjyaras/deep-lora-transformers ``dlt/models.py`` ``MatrixFactorization``, depth 2, commit 4ab3b09: ``W2`` (in, r) zeros, ``W1`` (r, out) standard normal, the update ``W2 @ W1`` unscaled).
+  (cjyaras/deep-lora-transformers ``dlt/models.py`` ``MatrixFactorization``, depth 2, commit 4ab3b09:
+  ``W2`` (in, r) zeros, ``W1`` (r, out) standard normal, the update ``W2 @ W1`` unscaled).
 
 ``apply`` costs ``O(r (m + n))`` per row of ``x`` instead of ``O(m n)``.
 """

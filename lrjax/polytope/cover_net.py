@@ -14,7 +14,8 @@ ReLU(-f_2)`` of widths ``(2 m, 3)`` (``MAX_POLYTOPES``: deeper maxima are not bu
 
 With every ``v_ki < 0``, ``{f_k >= 0}`` contains the polytope ``{x : x w_i + b_i <= 0, i in P_k}`` and is itself
 convex: ``f_k`` is concave. The sign is kept by the init (``v_ki = -sqrt(||w_i||^2 + b_i^2 + 1)``, the
-authors', as is the offset 5 below: leeleesang/Defining_NN 3f58a74 ``real_world_random_label.ipynb``), not by clamping: ``sign_violations`` counts the ``v_ki >= 0`` after training (a failed run).
+authors', as is the offset 5 below: leeleesang/Defining_NN 3f58a74 ``real_world_random_label.ipynb``), not by
+clamping: ``sign_violations`` counts the ``v_ki >= 0`` after training (a failed run).
 ``layers(params)`` is the same function as plain ``((W_1, b_1), ..., (W_L, b_L))`` for ``lrjax.polytope``'s
 ``forward``, ``compress`` and ``inside``.
 """
