@@ -17,8 +17,9 @@ or ``frozen`` at its random init; dropout ``dropout`` in training. Adapted: ``ta
   the side whose factor is square, lrjax from ``min(m, n)`` and the input side); its outer factors train at
   ``gamma * lr``;
 - ``head_only``: no adapter, the head trained (a linear probe; needs ``head=trained``);
-- ``none``: no adapter and no training: the frozen random head's held-out score (chance level); for
-  ``similarity`` also ``zero_shot_pearson``, the encoder's own sentence embeddings' cosine against the ratings.
+- ``none``: no adapter and no training: the frozen random head's held-out score (chance level), and what the
+  frozen encoder carries (``frozen_references``): linear readouts of its features, and on ``similarity`` the
+  encoder's own sentence embeddings' cosine against the ratings (``zero_shot_pearson``).
 
 Each seed draws its own ``samples`` training examples (``sampling``); ``seeds`` seeds train as one vmapped
 program: AdamW (``adam_eps``, weight decay 0), minibatches of ``batch_size`` on the device, ``steps`` steps,
@@ -64,9 +65,11 @@ from lrjax.models import bert
 from lrjax.param import Adapter
 from lrjax.studies import classification, recipe
 from lrjax.studies import few_shot as fs
+from lrjax.studies import frozen_readout as fr
 
 RANK_RTOL = classification.RANK_RTOL   # numerical rank: singular values above this fraction of the largest
 ALIGN_K = 8        # the top-k singular subspace whose early alignment with the final one is tracked
+READOUT_SAMPLES = 300   # training examples of the larger linear readout (similarity: all 300 pairs)
 LRJAX_LR = {"lora": 5e-4, "deep_lora": 1e-4, "head_only": 5e-4, "none": 0.0}   # lr = 0 (lrjax's protocol)
 HIDDEN = 384
 METRIC = {"sentiment": "accuracy", "similarity": "pearson"}
@@ -235,7 +238,7 @@ def run(config, ctx) -> dict:
     arrays = {"train": {"x": data.x, "y": data.y}, "val": {"x": reps(data.xv), "y": reps(data.yv)}}
     setup_s = time.perf_counter() - t0
     if config.method == "none":
-        return untrained(jax.jit(jax.vmap(validate))(bounds, arrays), metric, config, data, setup_s)
+        return untrained(jax.jit(jax.vmap(validate))(bounds, arrays), metric, config, model, data, setup_s)
     tr = recipe.train(lambda b, batch, key=None: objective(net, config, b, batch, key), bounds,
                       optax.adamw(learning_rate(lr, config), eps=config.adam_eps, weight_decay=0.0), config.steps,
                       data=arrays, roles=binding.roles(one), outer_lr_scale=config.gamma,
@@ -279,16 +282,51 @@ def run(config, ctx) -> dict:
             "device": jax.devices()[0].device_kind}
 
 
-def untrained(scores: dict, metric: str, config, data, setup_s: float) -> dict:
-    """The metrics of ``method=none``: the frozen random head on the pretrained encoder, no training; for
-    ``similarity`` also ``zero_shot_pearson`` (``fs.zero_shot_pearson``: the encoder's own sentence embeddings)."""
+def untrained(scores: dict, metric: str, config, model, data, setup_s: float) -> dict:
+    """The metrics of ``method=none``: the frozen random head on the pretrained encoder, no training, and the
+    frozen encoder's references (``frozen_references``)."""
     v = np.asarray(scores[metric])
-    zero_shot = {"zero_shot_pearson": fs.zero_shot_pearson(config.val_size)} if config.task == "similarity" else {}
-    return zero_shot | {"method": "none", "task": config.task, "samples": config.samples, "lr": 0.0,
-            f"val_{metric}": v.tolist(), f"val_{metric}_mean": float(v.mean()), f"val_{metric}_std": float(v.std()),
-            f"val_{metric}_initial": v.tolist(), "val_size": int(len(data.yv)), "tokens": int(data.x.shape[-1]),
-            "update_rank": [0.0] * config.seeds, "trainable_params": 0, "setup_s": setup_s,
-            "peak_memory_mb": peak_memory_mb(), "device": jax.devices()[0].device_kind}
+    return frozen_references(config, model, data) | {
+        "method": "none", "task": config.task, "samples": config.samples, "lr": 0.0,
+        f"val_{metric}": v.tolist(), f"val_{metric}_mean": float(v.mean()), f"val_{metric}_std": float(v.std()),
+        f"val_{metric}_initial": v.tolist(), "val_size": int(len(data.yv)), "tokens": int(data.x.shape[-1]),
+        "update_rank": [0.0] * config.seeds, "trainable_params": 0, "setup_s": setup_s,
+        "peak_memory_mb": peak_memory_mb(), "device": jax.devices()[0].device_kind}
+
+
+def frozen_references(config, model, data) -> dict:
+    """What the frozen encoder carries (``lrjax.studies.frozen_readout``), on the run's held-out set:
+    ``linear_readout_<metric>`` (per feature ``pooler`` / ``cls`` / ``mean``, one value per seed: ridge on the
+    seed's own training draw at the penalty of ``fr.LAMBDAS`` best on the held-out mean, ``linear_readout_lambda``;
+    chosen on the held-out set, so an upper bound for a linear readout) and ``linear_readout_<READOUT_SAMPLES>_
+    <metric>`` (the same from a ``balanced`` draw of that many training examples: all 300 pairs on similarity);
+    on ``similarity`` also ``zero_shot_pearson`` (each document on its own, 256 tokens), ``zero_shot_pearson_
+    truncated`` (at ``zero_shot_tokens``, the share of ``max_length`` a document gets in a pair) and
+    ``segment_cosine_pearson`` (the cosine of the two segments' mean states inside the joint pass)."""
+    metric, task = METRIC[config.task], config.task
+    seeds, n = data.y.shape
+    train = fr.frozen_features(model, data.x.reshape(seeds * n, *data.x.shape[2:]))
+    val = fr.frozen_features(model, data.xv)
+    big = fs.load(task, model, samples=READOUT_SAMPLES, seeds=1, seed=config.seed, sampling="balanced",
+                  max_length=config.max_length, val_size=config.val_size)
+    many = fr.frozen_features(model, big.x[0])
+    many_key = f"linear_readout_{READOUT_SAMPLES}_{metric}"
+    out = {f"linear_readout_{metric}": {}, "linear_readout_lambda": {}, many_key: {}}
+    for kind in (k for k in fr.FEATURES if k in val):
+        own = lambda s, lam: fr.ridge_readout(task, train[kind][s * n:(s + 1) * n], data.y[s],  # noqa: E731
+                                              val[kind], data.yv, lam)
+        score = np.array([[own(s, lam) for lam in fr.LAMBDAS] for s in range(seeds)])     # (seeds, lambdas)
+        best = int(np.argmax(score.mean(0)))
+        out[f"linear_readout_{metric}"][kind] = score[:, best].tolist()
+        out["linear_readout_lambda"][kind] = fr.LAMBDAS[best]
+        out[many_key][kind] = max(
+            fr.ridge_readout(task, many[kind], big.y[0], val[kind], data.yv, lam) for lam in fr.LAMBDAS)
+    if task == "similarity":
+        tokens = (config.max_length - 3) // 2 + 2       # [CLS] + half of the pair's text budget + [SEP]
+        out |= {"zero_shot_pearson": fr.zero_shot_pearson(config.val_size), "zero_shot_tokens": tokens,
+                "zero_shot_pearson_truncated": fr.zero_shot_pearson(config.val_size, tokens),
+                "segment_cosine_pearson": float(fs.pearson(jnp.asarray(val["segment_cosine"]), jnp.asarray(data.yv)))}
+    return out
 
 
 def alignment(tops: dict) -> np.ndarray:

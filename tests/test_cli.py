@@ -706,8 +706,8 @@ def test_few_shot_authors_protocol_resolves_the_contract_and_regresses_similarit
 
 @pytest.mark.slow
 def test_few_shot_controls_chance_and_linear_probe(tmp_path):
-    """method=none: the frozen random head, no training (2 seeds' held-out accuracy, no trainable weight; on
-    similarity also the encoder's zero-shot Pearson r); method=head_only: only the 770 head weights train and fit the 8 snippets better than at init."""
+    """method=none: the frozen random head, no training (2 seeds' held-out accuracy, no trainable weight), the
+    frozen encoder's linear readouts, and on similarity the encoder's zero-shot Pearson r; method=head_only: only the 770 head weights train and fit the 8 snippets better than at init."""
     quick = str(ROOT / "configs/few_shot.py:quick")
     assert cli.main(["run", quick, "--set", "method=none", "--workdir", str(tmp_path / "n")]) == 0
     m = json.loads((tmp_path / "n" / "metrics.json").read_text())
@@ -717,6 +717,14 @@ def test_few_shot_controls_chance_and_linear_probe(tmp_path):
     s = json.loads((tmp_path / "s" / "metrics.json").read_text())
     # the encoder's own sentence embeddings rank the held-out pairs (0.68 on all 300), a random head does not
     assert 0.4 < s["zero_shot_pearson"] < 1 and max(abs(p) for p in s["val_pearson"]) < s["zero_shot_pearson"], s
+    # frozen references: linear readouts per feature (one per seed; from 300 pairs), the truncated zero-shot
+    assert s["zero_shot_tokens"] == (32 - 3) // 2 + 2 and 0.2 < s["zero_shot_pearson_truncated"] < 1, s
+    assert -1 <= s["segment_cosine_pearson"] <= 1, s
+    for key, res in (("pearson", s), ("accuracy", m)):
+        assert sorted(res[f"linear_readout_{key}"]) == ["cls", "mean", "pooler"], res
+        assert all(len(v) == 2 and all(-1 <= x <= 1 for x in v) for v in res[f"linear_readout_{key}"].values()), res
+        assert all(-1 <= v <= 1 for v in res[f"linear_readout_300_{key}"].values()), res
+    assert all(0.5 < v for v in m["linear_readout_300_accuracy"].values()), m   # 300 snippets: above chance
     assert cli.main(["run", quick, "--set", "method=head_only", "--set", "lr=1e-2", "--workdir", str(tmp_path / "h")]) == 0
     h = json.loads((tmp_path / "h" / "metrics.json").read_text())
     assert h["trainable_params"] == 384 * 2 + 2 and h["update_rank"] == [], h

@@ -334,11 +334,11 @@ def _embed_fn(config: BertConfig):
     return jax.jit(lambda params, ids, mask: SentenceEncoder(config).apply({"params": {"bert": params}}, ids, mask))
 
 
-def sentence_embeddings(sentences: list[str], batch_size: int = 64) -> np.ndarray:
+def sentence_embeddings(sentences: list[str], batch_size: int = 64, max_length: int = MAX_SEQ_LENGTH) -> np.ndarray:
     """``(n, 384)`` float32: all-MiniLM-L6-v2's mean-pooled, L2-normalised embeddings of ``sentences``
-    (truncated at 256 tokens, as sentence-transformers does), computed in batches of ``batch_size``."""
+    (truncated at ``max_length`` tokens: 256 as sentence-transformers does), computed in batches of ``batch_size``."""
     model = load_minilm()
-    ids, mask = model.tokenize(sentences)
+    ids, mask = model.tokenize(sentences, max_length)
     fn = _embed_fn(model.config)
     return np.concatenate([np.asarray(fn(model.params, ids[i:i + batch_size], mask[i:i + batch_size]))
                            for i in range(0, len(ids), batch_size)])

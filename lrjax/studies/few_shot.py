@@ -104,20 +104,6 @@ def held_out(n: int, val_size: int) -> np.ndarray:
     return np.sort(np.random.default_rng(1).permutation(n)[:val_size or n])
 
 
-def zero_shot_pearson(val_size: int) -> float:
-    """Pearson r between the held-out pairs' ratings and the cosine of their two documents' sentence embeddings
-    (``bert.sentence_embeddings``: the checkpoint used as sentence-transformers uses it, mean-pooled and
-    L2-normalised, each document on its own up to 256 tokens; no training, no head), scored by ``pearson`` as
-    the runs are: what the encoder knows before any few-shot."""
-    first, second, scores = similarity.load_similarity("test")
-    docs = sorted(set(first) | set(second))
-    row = {d: i for i, d in enumerate(docs)}
-    e = bert.sentence_embeddings(docs)                                   # (documents, 384), unit rows
-    idx = held_out(len(scores), val_size)
-    cos = np.array([e[row[first[i]]] @ e[row[second[i]]] for i in idx])
-    return float(pearson(jnp.asarray(cos), jnp.asarray(scores[idx])))
-
-
 def loss(task: str, outputs: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
     """Cross-entropy of ``(n, 2)`` logits (sentiment) or the mean squared error of ``(n, 1)`` outputs."""
     if task == "sentiment":
