@@ -18,7 +18,7 @@ or ``frozen`` at its random init; dropout ``dropout`` in training. Adapted: ``ta
   ``gamma * lr``;
 - ``head_only``: no adapter, the head trained (a linear probe; needs ``head=trained``);
 - ``none``: no adapter and no training: the frozen random head's held-out score (chance level), and what the
-  frozen encoder carries (``frozen_references``): linear readouts of its features, and on ``similarity`` the
+  frozen encoder carries (``frozen_references``): ridge readouts of its features, and on ``similarity`` the
   encoder's own sentence embeddings' cosine against the ratings (``zero_shot_pearson``).
 
 Each seed draws its own ``samples`` training examples (``sampling``); ``seeds`` seeds train as one vmapped
@@ -295,13 +295,15 @@ def untrained(scores: dict, metric: str, config, model, data, setup_s: float) ->
 
 
 def frozen_references(config, model, data) -> dict:
-    """What the frozen encoder carries (``lrjax.studies.frozen_readout``), on the run's held-out set:
-    ``linear_readout_<metric>`` (per feature ``pooler`` / ``cls`` / ``mean``, one value per seed: ridge on the
-    seed's own training draw at the penalty of ``fr.LAMBDAS`` best on the held-out mean, ``linear_readout_lambda``;
-    chosen on the held-out set, so an upper bound for a linear readout) and ``linear_readout_<READOUT_SAMPLES>_
-    <metric>`` (the same from a ``balanced`` draw of that many training examples: all 300 pairs on similarity);
-    on ``similarity`` also ``zero_shot_pearson`` (each document on its own, 256 tokens), ``zero_shot_pearson_
-    truncated`` (at ``zero_shot_tokens``, the share of ``max_length`` a document gets in a pair) and
+    """What the frozen encoder carries (``lrjax.studies.frozen_readout``), on the run's held-out set.
+
+    ``linear_readout_<metric>``: per feature (``pooler``, ``cls``, ``mean``), one value per seed: ridge on the
+    seed's own training draw at the penalty of ``fr.LAMBDAS`` best for the seeds' mean held-out score
+    (``linear_readout_lambda``). The penalty is picked on the held-out labels, so the score is optimistic.
+    ``linear_readout_300_<metric>``, ``linear_readout_300_lambda``: the same from a ``balanced`` draw of
+    ``READOUT_SAMPLES`` training examples (similarity: all 300 pairs). On ``similarity`` also
+    ``zero_shot_pearson`` (each document on its own, 256 tokens), ``zero_shot_pearson_truncated`` (each
+    document cut to ``zero_shot_tokens``, the share of ``max_length`` it gets in a pair) and
     ``segment_cosine_pearson`` (the cosine of the two segments' mean states inside the joint pass)."""
     metric, task = METRIC[config.task], config.task
     seeds, n = data.y.shape
@@ -310,17 +312,20 @@ def frozen_references(config, model, data) -> dict:
     big = fs.load(task, model, samples=READOUT_SAMPLES, seeds=1, seed=config.seed, sampling="balanced",
                   max_length=config.max_length, val_size=config.val_size)
     many = fr.frozen_features(model, big.x[0])
-    many_key = f"linear_readout_{READOUT_SAMPLES}_{metric}"
-    out = {f"linear_readout_{metric}": {}, "linear_readout_lambda": {}, many_key: {}}
+    out = {f"linear_readout_{metric}": {}, "linear_readout_lambda": {},
+           f"linear_readout_{READOUT_SAMPLES}_{metric}": {}, f"linear_readout_{READOUT_SAMPLES}_lambda": {}}
+
+    def scores(f, y, fv) -> np.ndarray:   # (lambdas,): held-out scores on fv of ridge fits on f (n, d), y (n,)
+        return np.array([fr.ridge_readout(task, f, y, fv, data.yv, lam) for lam in fr.LAMBDAS])
+
     for kind in (k for k in fr.FEATURES if k in val):
-        own = lambda s, lam: fr.ridge_readout(task, train[kind][s * n:(s + 1) * n], data.y[s],  # noqa: E731
-                                              val[kind], data.yv, lam)
-        score = np.array([[own(s, lam) for lam in fr.LAMBDAS] for s in range(seeds)])     # (seeds, lambdas)
-        best = int(np.argmax(score.mean(0)))
-        out[f"linear_readout_{metric}"][kind] = score[:, best].tolist()
+        own = np.stack([scores(train[kind][s * n:(s + 1) * n], data.y[s], val[kind]) for s in range(seeds)])
+        best = int(np.argmax(own.mean(0)))
+        out[f"linear_readout_{metric}"][kind] = own[:, best].tolist()
         out["linear_readout_lambda"][kind] = fr.LAMBDAS[best]
-        out[many_key][kind] = max(
-            fr.ridge_readout(task, many[kind], big.y[0], val[kind], data.yv, lam) for lam in fr.LAMBDAS)
+        wide = scores(many[kind], big.y[0], val[kind])
+        out[f"linear_readout_{READOUT_SAMPLES}_{metric}"][kind] = float(wide.max())
+        out[f"linear_readout_{READOUT_SAMPLES}_lambda"][kind] = fr.LAMBDAS[int(np.argmax(wide))]
     if task == "similarity":
         tokens = (config.max_length - 3) // 2 + 2       # [CLS] + half of the pair's text budget + [SEP]
         out |= {"zero_shot_pearson": fr.zero_shot_pearson(config.val_size), "zero_shot_tokens": tokens,

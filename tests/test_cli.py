@@ -707,7 +707,8 @@ def test_few_shot_authors_protocol_resolves_the_contract_and_regresses_similarit
 @pytest.mark.slow
 def test_few_shot_controls_chance_and_linear_probe(tmp_path):
     """method=none: the frozen random head, no training (2 seeds' held-out accuracy, no trainable weight), the
-    frozen encoder's linear readouts, and on similarity the encoder's zero-shot Pearson r; method=head_only: only the 770 head weights train and fit the 8 snippets better than at init."""
+    frozen encoder's ridge readouts, and on similarity the encoder's zero-shot Pearson r; method=head_only:
+    only the 770 head weights train and fit the 8 snippets better than at init."""
     quick = str(ROOT / "configs/few_shot.py:quick")
     assert cli.main(["run", quick, "--set", "method=none", "--workdir", str(tmp_path / "n")]) == 0
     m = json.loads((tmp_path / "n" / "metrics.json").read_text())
@@ -724,6 +725,7 @@ def test_few_shot_controls_chance_and_linear_probe(tmp_path):
         assert sorted(res[f"linear_readout_{key}"]) == ["cls", "mean", "pooler"], res
         assert all(len(v) == 2 and all(-1 <= x <= 1 for x in v) for v in res[f"linear_readout_{key}"].values()), res
         assert all(-1 <= v <= 1 for v in res[f"linear_readout_300_{key}"].values()), res
+        assert sorted(res["linear_readout_300_lambda"]) == ["cls", "mean", "pooler"], res
     assert all(0.5 < v for v in m["linear_readout_300_accuracy"].values()), m   # 300 snippets: above chance
     assert cli.main(["run", quick, "--set", "method=head_only", "--set", "lr=1e-2", "--workdir", str(tmp_path / "h")]) == 0
     h = json.loads((tmp_path / "h" / "metrics.json").read_text())

@@ -32,16 +32,33 @@ def test_frozen_features_are_the_encoder_readouts():
     np.testing.assert_allclose(f["pooler"], np.tanh(f["cls"] @ np.asarray(p["kernel"]) + np.asarray(p["bias"])),
                                atol=1e-5)
     pairs = fr.frozen_features(model, model.packed_pairs(SENTENCES, SENTENCES[::-1], 48))["segment_cosine"]
-    assert pairs.shape == (3,) and np.all(np.abs(pairs) <= 1 + 1e-6) and pairs[1] > pairs[0], pairs   # pair 1: a text with itself
+    assert pairs.shape == (3,) and np.all(np.abs(pairs) <= 1 + 1e-6), pairs
+    assert pairs[1] > pairs[0], pairs                                   # pair 1 is a text with itself
 
 
-def test_minilm_pooler_is_untrained():
-    """The docs' claim: the checkpoint's pooler (what ``pooling="cls"`` reads) was never trained: its bias is
-    exactly 0 and its kernel's singular values fill the Marchenko-Pastur range of an i.i.d. Gaussian matrix of
-    its entry std (largest ~ 2 sqrt(384) std)."""
-    p = bert.load_minilm().pooler["dense"]
+def _quarter_circle_gap(kernel: np.ndarray) -> float:
+    """Largest gap between the 10/25/50/75/90% quantiles of a square kernel's singular values, scaled by
+    ``std sqrt(n)``, and those of the quarter-circle law ``(1/pi) sqrt(4 - x^2)`` on [0, 2] (an i.i.d. matrix)."""
+    x = np.linspace(0, 2, 20001)
+    cdf = (x * np.sqrt(4 - x ** 2) / 2 + 2 * np.arcsin(x / 2)) / np.pi
+    q = np.array([0.1, 0.25, 0.5, 0.75, 0.9])
+    s = np.linalg.svd(kernel, compute_uv=False) / (kernel.std() * np.sqrt(len(kernel)))
+    return float(np.max(np.abs(np.quantile(s, q) - np.interp(q, cdf, x))))
+
+
+def test_minilm_pooler_shows_no_trace_of_training():
+    """The docs' claim: the checkpoint's pooler (what ``pooling="cls"`` reads) cannot be told from its random
+    init: its bias is exactly 0 (any gradient step moves it), its entries have the excess kurtosis of a
+    Gaussian, and its singular values follow the quarter-circle law of an i.i.d. matrix up to the edge
+    ``2 sqrt(384) std``. A trained kernel of the same checkpoint (layer 0's query) fails the edge."""
+    model = bert.load_minilm()
+    p = model.pooler["dense"]
     kernel = np.asarray(p["kernel"], np.float64)
     assert not np.any(np.asarray(p["bias"]))
-    s = np.linalg.svd(kernel, compute_uv=False)
-    edge = 2 * np.sqrt(384) * kernel.std()
-    assert 0.95 < s[0] / edge < 1.02 and s[-1] < 0.01 * edge, (s[0], edge, s[-1])
+    z = (kernel - kernel.mean()) / kernel.std()
+    assert abs(np.mean(z ** 4) - 3) < 0.1, np.mean(z ** 4) - 3
+    assert _quarter_circle_gap(kernel) < 0.02, _quarter_circle_gap(kernel)
+    edge = lambda k: np.linalg.svd(k, compute_uv=False)[0] / (2 * np.sqrt(len(k)) * k.std())  # noqa: E731
+    assert 0.95 < edge(kernel) < 1.02, edge(kernel)
+    trained = np.asarray(model.params["encoder"]["layer_0"]["attention"]["self"]["query"]["kernel"], np.float64)
+    assert edge(trained) > 1.2, edge(trained)

@@ -24,7 +24,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax.data import similarity, text
-from lrjax.models import bert
 from lrjax.tasks import cross_entropy
 
 TASKS = ("sentiment", "similarity")

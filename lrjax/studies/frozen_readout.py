@@ -10,11 +10,14 @@
 - ``segment_cosine``: inside the joint pass over ``[CLS] a [SEP] b [SEP]``, the cosine of the mean final
   state over ``a``'s tokens and over ``b``'s (special tokens left out): a pair score the joint pass holds, but
   not as a linear function of one pooled vector.
-- ``ridge_readout``: the best a linear readout of fixed features can do from a training set: ridge regression
-  ``w = A^T (A A^T + lam I)^{-1} (y - ybar)`` on centred features ``A`` (targets: the rating, or +-1 per
-  class), scored by the task's metric (``few_shot.evaluate``) on held-out features.
+- ``ridge_readout``: a linear readout of fixed features fitted on a training set: ridge regression at
+  penalty ``lam``, ``w = A^T (A A^T + lam I)^{-1} (y - ybar)`` on centred features ``A`` (targets: the
+  rating, or +-1 per class), scored on held-out features by the task's metric (``few_shot.pearson``, or the
+  accuracy of the sign).
 """
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +28,8 @@ from lrjax.models import bert
 from lrjax.studies import few_shot as fs
 
 FEATURES = ("pooler", "cls", "mean")
-LAMBDAS = tuple(10.0 ** k for k in range(-2, 5))   # ridge penalties tried, 1e-2 ... 1e4 (features: norm ~1-10)
+LAMBDAS = tuple(10.0 ** k for k in range(-2, 9))   # ridge penalties tried, 1e-2 ... 1e8 (features: norm ~1-10;
+                                                   # at 1e8 a Pearson score is at its lam -> infinity limit)
 
 
 def zero_shot_pearson(val_size: int, max_length: int = bert.MAX_SEQ_LENGTH) -> float:
@@ -41,18 +45,20 @@ def zero_shot_pearson(val_size: int, max_length: int = bert.MAX_SEQ_LENGTH) -> f
     return float(fs.pearson(jnp.asarray(cos), jnp.asarray(scores[idx])))
 
 
-def _features_fn(model: bert.Pretrained):
-    net = bert.Bert(model.config)
-    cls_id, sep_id = model.tokenizer.token_to_id("[CLS]"), model.tokenizer.token_to_id("[SEP]")
+@functools.lru_cache(maxsize=4)
+def _features_fn(config: bert.BertConfig, cls_id: int, sep_id: int):
+    """``(params, pooler, x) -> frozen_features``'s dict for one batch (``pooler``: the checkpoint's pooler
+    params, or None), compiled once per encoder shape."""
+    net = bert.Bert(config)
 
     @jax.jit
-    def fn(x):
+    def fn(params, pooler, x):
         ids, mask = x[:, 0], x[:, 1]
         types = x[:, 2] if x.shape[1] > 2 else jnp.zeros_like(ids)
-        h = net.apply({"params": model.params}, ids, mask, types)                      # (n, T, 384)
+        h = net.apply({"params": params}, ids, mask, types)                             # (n, T, 384)
         out = {"cls": h[:, 0], "mean": bert.mean_pool(h, mask)}
-        if model.pooler is not None:
-            out["pooler"] = jnp.tanh(h[:, 0] @ model.pooler["dense"]["kernel"] + model.pooler["dense"]["bias"])
+        if pooler is not None:
+            out["pooler"] = bert.Pooler(config.hidden_size).apply({"params": pooler}, h)
         words = (mask > 0) & (ids != cls_id) & (ids != sep_id)
         a = bert.mean_pool(h, words & (types == 0))
         b = bert.mean_pool(h, words & (types == 1))
@@ -66,8 +72,8 @@ def frozen_features(model: bert.Pretrained, x: np.ndarray, batch_size: int = 50)
     """``x (n, 2 | 3, T)`` packed inputs -> ``{"pooler", "cls", "mean": (n, 384), "segment_cosine": (n,)}``
     of the frozen encoder (no adapter, no dropout; ``pooler`` only when the checkpoint has one;
     ``segment_cosine`` is meaningful for pairs only)."""
-    fn = _features_fn(model)
-    parts = [fn(jnp.asarray(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
+    fn = _features_fn(model.config, model.tokenizer.token_to_id("[CLS]"), model.tokenizer.token_to_id("[SEP]"))
+    parts = [fn(model.params, model.pooler, jnp.asarray(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
     return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
 
 
