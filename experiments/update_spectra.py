@@ -141,7 +141,8 @@ def plot_penultimate(steps, spectra, out, config, path):
         share.set_ylim(0, 1.02)
         share.set_ylabel(f"top-{config.top_k} share of $||\\Delta W||_F^2$", fontsize=8, color="C3")
     batch = "full batch (GD)" if config.batch_size == 0 else f"batch {config.batch_size}"
-    fig.suptitle(f"penultimate-layer updates, {config.optimizer}, {batch}, {config.steps} steps "
+    gap = (", ", " ") if len(names) > 2 else ("\n", "\n")   # one or two panels: too narrow for one line
+    fig.suptitle(f"penultimate-layer updates{gap[0]}{config.optimizer}, {batch}, {config.steps} steps{gap[1]}"
                  f"(medians over {config.seeds} seed{'s' if config.seeds > 1 else ''} below)", fontsize=10)
     save_figure(fig, path)
 
