@@ -129,6 +129,16 @@ def learning_rate(lr: float, config):
     return optax.linear_schedule(lr, config.decay_ratio * lr, config.decay_steps)
 
 
+def describe(config) -> str:
+    """The adapter in a few words, for titles and progress: ``lora r=8``, ``deep_lora width=384``,
+    ``deep_lora width=8 compressed``."""
+    if config.method == "lora":
+        return f"lora r={config.rank}"
+    if config.method == "deep_lora":
+        return f"deep_lora width={_width(config)}" + (" compressed" if config.compress else "")
+    return config.method
+
+
 def adapter_spec(config) -> str:
     if config.method == "lora":
         return f"lora({config.rank}, init={config.lora_init!r})"
@@ -247,7 +257,7 @@ def run(config, ctx) -> dict:
                       batches=dynamics.Minibatches(config.batch_size),
                       key=jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys), record_every=config.eval_every,
                       chunk_size=config.eval_every, checkpoint=ctx.checkpoints(),
-                      label=f"{config.method} r={config.rank} n={config.samples} {config.task}")
+                      label=f"{describe(config)} n={config.samples} {config.task}")
     res = tr.result
     score = np.asarray(tr.evaluation)                                    # (seeds, records)
     spectra = _records(res, "sv")
@@ -377,7 +387,7 @@ def plot(res, acc, final, align, learned, ranks, config, path):
         axes[1].plot(steps, acc[s], "o-", ms=3)
     axes[1].set_xlabel("step")
     axes[1].set_ylabel(f"held-out {METRIC[config.task]}")
-    axes[1].set_title(f"{config.method}, r = {config.rank}, {config.samples} samples: "
+    axes[1].set_title(f"{describe(config)}, {config.samples} samples: "
                       f"{acc[:, -1].mean():.3f} +- {acc[:, -1].std():.3f}", fontsize=9)
     many = len(final) > 12           # all_dense: 39 matrices, drawn without a legend
     scale = max((float(sv[0, 0]) for sv in final.values()), default=1.0) or 1.0
