@@ -7,7 +7,7 @@ SAID on a pretrained language model (Aghajanyan et al. 2020): all-MiniLM-L6-v2 f
     lrjax run configs/intrinsic_dimension.py --set model=cnn        # conv 6, conv 16, dense 120
     lrjax run configs/intrinsic_dimension.py --set projection=sparse --set dims="(10, 50, 200)"
     lrjax run configs/intrinsic_dimension.py --set model=minilm --set dataset=sentiment --set said=true
-                                                                   # SAID over all D = 22.6M (2-core CPU: ~1 h)
+                                                                   # SAID over all D = 22.6M (2-core CPU: ~20 min)
     lrjax run configs/intrinsic_dimension.py:quick                 # digits, smoke test
     lrjax run configs/intrinsic_dimension.py:minilm_quick          # MiniLM SAID, smoke test
 

@@ -67,10 +67,10 @@ DEFAULT_WIDTHS = {"mlp": (200, 200), "cnn": (6, 16, 120)}   # Li et al.'s FC net
 _IMAGE = dict(dims=(100, 200, 400, 800, 1600), normalize="global", lr=0.1, baseline_lr=1e-3, batch_size=128,
               steps=2000, seeds=3, eval_every=500, max_length=None, test_size=None)
 # model=minilm: sized for a 2-core CPU (module docstring; docs/results.md): a Fastfood step over D = 22.6M costs
-# 2-3x a full fine-tuning step there
+# 2-3x a full fine-tuning step there; 400 steps (~1.25 epochs): at 150 no d <= 4,000 reached 90% of direct
 MODEL_DEFAULTS = {"mlp": _IMAGE, "cnn": _IMAGE,
                   "minilm": dict(dims=(250, 1000, 4000), normalize="tensor", lr=0.005, baseline_lr=5e-5,
-                                 batch_size=32, steps=150, seeds=1, eval_every=75, max_length=40, test_size=1000)}
+                                 batch_size=32, steps=400, seeds=1, eval_every=100, max_length=40, test_size=1000)}
 RESOLVED = tuple(MODEL_DEFAULTS["mlp"])
 
 
@@ -257,7 +257,7 @@ def plot(acc, seeds, baseline, baseline_seeds, best, config, D, path, widths, s)
             ax.axvline(paper[name]["MRPC"], c=f"C{4 + i}", ls="-.", lw=0.9, alpha=0.8,
                        label=f"Aghajanyan et al. {'SAID' if config.said else 'DID'} d90, {name} on MRPC: "
                              f"{paper[name]['MRPC']}")
-        title = (f"intrinsic dimension: all-MiniLM-L6-v2 + linear head on Rotten Tomatoes, {s['seeds']} seed(s), "
+        title = (f"intrinsic dimension: all-MiniLM-L6-v2 + linear head on Rotten Tomatoes\n{s['seeds']} seed(s), "
                  f"{s['steps']} steps, batch {s['batch_size']}")
     else:
         title = (f"intrinsic dimension: {config.model} {widths} on {config.dataset}, "
