@@ -675,11 +675,9 @@ def test_few_shot_final_update_ranks_count_only_updates_that_learned():
     assert learned.tolist() == [[True, True], [True, True], [False, True], [True, True]], learned.tolist()
 
 
-
 def test_few_shot_describes_the_adapter_by_its_width():
     """Titles and progress name what was trained: Deep LoRA by its width (384 at full width uncompressed, r at
     deep_width=rank, r when compressed there), LoRA by its rank, the controls by their method."""
-    import runpy
     from experiments import few_shot
     c = runpy.run_path(str(ROOT / "configs" / "few_shot.py"))["get_config"]("authors")
     c.rank = 8
@@ -688,6 +686,7 @@ def test_few_shot_describes_the_adapter_by_its_width():
             ("deep_lora", "rank", True): "deep_lora width=8 compressed", ("head_only", "rank", False): "head_only"}
     for (c.method, c.deep_width, c.compress), text in want.items():
         assert few_shot.describe(c) == text, (c.method, c.deep_width, c.compress)
+
 
 AUTHORS_SMALL = ["--set", "samples=4", "--set", "batch_size=4", "--set", "seeds=2", "--set", "steps=3",
                  "--set", "eval_every=3", "--set", "val_size=16", "--set", "max_length=24"]
